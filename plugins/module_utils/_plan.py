@@ -1,0 +1,507 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to crosshost.ambassador: not for use by other collections.
+"""Derive every host's ambassador containers from the topology, validating it first.
+
+Plain functions over plain data: no Ansible, no Docker. The controller calls
+:func:`plan_topology` once with what the inventory says; it either returns one
+plan per host or raises :class:`TopologyError` listing every problem it found,
+each with the variable path and the fix, so that nothing is applied anywhere.
+
+Words used throughout (the same in the docs and tests):
+
+* service: an entry of ``ambassador_services``, placed on one host (its provider).
+* provider: the host a service runs on.
+* consumer: a host whose containers connect to a service.
+* ambassador: a forwarding container named ``<service>_ambassador``. On the
+  provider it publishes the service's ports on the provider's advertise
+  address and forwards to the service container; on a consumer it carries the
+  network alias ``<service>`` and forwards to the provider's advertise address.
+* advertise_address: the address other hosts use to reach a host's published ports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+DEFAULT_NETWORK = "ambassador"
+# A real, public image whose entrypoint is socat and which has /bin/sh: the
+# command this planner generates runs on it unchanged.
+DEFAULT_IMAGE = "docker.io/alpine/socat:1.8.0.3"
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+RESTART_POLICY = "unless-stopped"
+AMBASSADOR_SUFFIX = "_ambassador"
+
+SERVICE_KEYS = frozenset(
+    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers")
+)
+PROTOCOLS = ("tcp", "udp")
+
+# A service name is a container name, a DNS alias and (upper-cased) the prefix
+# of environment variables, so it must be valid as all three.
+_SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|npipe|http|https)://\S+$")
+
+
+class Problem(object):
+    """One thing wrong with the topology: where, what, and how to fix it."""
+
+    __slots__ = ("path", "message", "fix")
+
+    def __init__(self, path, message, fix):
+        self.path = path
+        self.message = message
+        self.fix = fix
+
+    def __str__(self):
+        return "%s: %s. Fix: %s." % (self.path, self.message, self.fix)
+
+    def __repr__(self):
+        return "Problem(%r)" % str(self)
+
+
+class TopologyError(ValueError):
+    """The topology is invalid; ``problems`` lists every reason, in a stable order."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        lines = ["the ambassador topology is invalid (%d problem%s); nothing was changed on any host:"
+                 % (len(self.problems), "" if len(self.problems) == 1 else "s")]
+        lines.extend("  - %s" % p for p in self.problems)
+        super(TopologyError, self).__init__("\n".join(lines))
+
+
+def env_prefix(service):
+    """The legacy link-style variable prefix of a service: ``my-db`` -> ``MY_DB``."""
+    return service.upper().replace("-", "_")
+
+
+def ambassador_name(service):
+    return service + AMBASSADOR_SUFFIX
+
+
+def link_environment(service, ports, protocol):
+    """Docker-links-style variables naming the service by its alias, as legacy apps read them.
+
+    They name ``<service>:<port>``, never an address, so they do not change when
+    the service moves.
+    """
+    prefix = env_prefix(service)
+    env = {"%s_PORT" % prefix: "%s://%s:%d" % (protocol, service, ports[0])}
+    for port in ports:
+        base = "%s_PORT_%d_%s" % (prefix, port, protocol.upper())
+        env[base] = "%s://%s:%d" % (protocol, service, port)
+        env[base + "_ADDR"] = service
+        env[base + "_PORT"] = str(port)
+        env[base + "_PROTO"] = protocol
+    return env
+
+
+def socat_forward(protocol, listen_port, target_host, target_port):
+    """The two socat addresses that forward one port."""
+    if ":" in target_host:  # an IPv6 literal
+        target_host = "[%s]" % target_host
+    if protocol == "udp":
+        return ["UDP-RECVFROM:%d,fork,reuseaddr" % listen_port, "UDP-SENDTO:%s:%d" % (target_host, target_port)]
+    return ["TCP-LISTEN:%d,fork,reuseaddr" % listen_port, "TCP:%s:%d" % (target_host, target_port)]
+
+
+def socat_process(forwards):
+    """Entrypoint, command and init flag of a container running one socat per forward.
+
+    One forward runs socat as the container's process (as ``alpine/socat`` is
+    meant to be used); several run under ``/bin/sh`` with an init process, so
+    that a stop signal reaches every socat.
+    """
+    if len(forwards) == 1:
+        return ["socat"], list(forwards[0]), False
+    script = " & ".join("socat %s %s" % (listen, connect) for listen, connect in forwards) + " & wait"
+    return ["/bin/sh", "-c"], [script], True
+
+
+class _Collector(object):
+    def __init__(self):
+        self.problems = []
+
+    def add(self, path, message, fix):
+        self.problems.append(Problem(path, message, fix))
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_port(c, path, value):
+    if not _is_int(value):
+        c.add(path, "%r is not a port number (%s)" % (value, type(value).__name__),
+              "use an integer from 1 to 65535, without quotes")
+        return False
+    if not 1 <= value <= 65535:
+        c.add(path, "%d is out of range" % value, "use an integer from 1 to 65535")
+        return False
+    return True
+
+
+def _port_list(c, path, value, what):
+    """A port or a list of ports as a list of ints, or None after recording problems."""
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        c.add(path, "the list of %s is empty" % what, "list at least one port, or remove the key")
+        return None
+    ok = all([_check_port(c, "%s[%d]" % (path, i) if isinstance(value, list) else path, v) for i, v in enumerate(items)])
+    if ok and len(set(items)) != len(items):
+        c.add(path, "%s %s are listed more than once" % (what, sorted(set(p for p in items if items.count(p) > 1))),
+              "list each port once")
+        return None
+    return items if ok else None
+
+
+def _string_list(c, path, value, what):
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, list):
+        c.add(path, "must be a list of %s, got %s" % (what, type(value).__name__),
+              "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            c.add("%s[%d]" % (path, i), "%r is not a %s" % (item, what), "use a non-empty string")
+        else:
+            out.append(item)
+    return out
+
+
+def _normalise_service(c, name, spec, known_hosts, groups):
+    """Validate one service; return its normalised form or None."""
+    path = "ambassador_services.%s" % name
+    if not isinstance(spec, dict):
+        c.add(path, "must be a mapping of settings, got %s" % type(spec).__name__,
+              "write e.g. {host: host2, port: 6379}")
+        return None
+    before = len(c.problems)
+    unknown = sorted(k for k in spec if k not in SERVICE_KEYS)
+    for key in unknown:
+        c.add("%s.%s" % (path, key), "unknown setting", "use only %s" % ", ".join(sorted(SERVICE_KEYS)))
+
+    host = spec.get("host")
+    if host is None:
+        c.add(path + ".host", "is required (the inventory host the service runs on)", "set host: <inventory hostname>")
+    elif not isinstance(host, str):
+        c.add(path + ".host", "%r is not a host name" % (host,), "set host: <inventory hostname>")
+    elif host not in known_hosts:
+        c.add(path + ".host", "host %r is not in the inventory" % host,
+              "place the service on one of the inventory's hosts, or add %s to the inventory" % host)
+
+    if ("port" in spec) == ("ports" in spec):
+        c.add(path, "needs exactly one of port or ports (has %s)" % ("both" if "port" in spec else "neither"),
+              "set port: <int> for one port, or ports: [<int>, ...] for several")
+        ports = None
+    elif "port" in spec:
+        ports = _port_list(c, path + ".port", spec["port"], "ports") if not isinstance(spec["port"], list) else None
+        if isinstance(spec["port"], list):
+            c.add(path + ".port", "is a list", "use ports: for a list, port: for a single integer")
+    else:
+        ports = _port_list(c, path + ".ports", spec["ports"], "ports")
+
+    published = None
+    if "published" in spec:
+        published = _port_list(c, path + ".published", spec["published"], "published ports")
+        if published is not None and ports is not None and len(published) != len(ports):
+            c.add(path + ".published", "has %d port(s) for %d service port(s)" % (len(published), len(ports)),
+                  "give one published port per service port, in the same order")
+            published = None
+    elif ports is not None:
+        published = list(ports)
+
+    protocol = spec.get("protocol", "tcp")
+    if protocol not in PROTOCOLS:
+        c.add(path + ".protocol", "%r is not a protocol" % (protocol,), "use tcp or udp")
+
+    image = spec.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        c.add(path + ".image", "%r is not an image reference" % (image,), "use e.g. redis:7.2, or remove image")
+    for key in ("command", "env", "volumes"):
+        if key in spec and image is None:
+            c.add("%s.%s" % (path, key), "is only used when the collection runs the service (image is set)",
+                  "set image, or remove %s" % key)
+    command = spec.get("command")
+    if command is not None and not (isinstance(command, str) or
+                                    (isinstance(command, list) and all(isinstance(x, str) for x in command))):
+        c.add(path + ".command", "must be a string or a list of strings", "write e.g. [redis-server, --appendonly, 'yes']")
+    env = spec.get("env") or {}
+    if not isinstance(env, dict):
+        c.add(path + ".env", "must be a mapping of variable names to values", "write e.g. {TZ: UTC}")
+        env = {}
+    else:
+        for key, value in env.items():
+            if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                c.add("%s.env.%s" % (path, key), "is not a valid variable name", "use letters, digits and _")
+            elif isinstance(value, (dict, list)) or value is None:
+                c.add("%s.env.%s" % (path, key), "must be a string or a number", "quote the value")
+    volumes = _string_list(c, path + ".volumes", spec.get("volumes"), "volume (source:/path[:mode])")
+    for i, vol in enumerate(volumes):
+        parts = vol.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+            c.add("%s.volumes[%d]" % (path, i), "%r is not source:/path[:mode]" % vol,
+                  "write e.g. redis-data:/data or /srv/redis:/data:ro")
+
+    container = spec.get("container", name)
+    if "container" in spec:
+        if image is not None:
+            c.add(path + ".container", "cannot be combined with image (the collection names its service "
+                  "containers like the service)", "remove container, or remove image and run the container yourself")
+        elif not isinstance(container, str) or not _CONTAINER_NAME.match(container):
+            c.add(path + ".container", "%r is not a valid container name" % (container,),
+                  "use letters, digits, '_', '.' or '-', starting with a letter or digit")
+
+    consumer_hosts = set()
+    for i, ref in enumerate(_string_list(c, path + ".consumers", spec.get("consumers"), "host or group name")):
+        if ref in groups:
+            consumer_hosts.update(groups[ref])
+        elif ref in known_hosts:
+            consumer_hosts.add(ref)
+        else:
+            c.add("%s.consumers[%d]" % (path, i), "%r is neither an inventory host nor a group" % ref,
+                  "name a host or group of the inventory")
+
+    if len(c.problems) != before:
+        return None
+    return {
+        "name": name,
+        "host": host,
+        "ports": ports,
+        "published": published,
+        "protocol": protocol,
+        "image": image,
+        "command": command,
+        "env": dict((k, str(v)) for k, v in sorted(env.items())),
+        "volumes": volumes,
+        "container": container,
+        "consumer_hosts": consumer_hosts,
+    }
+
+
+def _check_address(c, host, hv):
+    addr = hv.get("advertise_address")
+    path = "%s: ambassador_advertise_address" % host
+    if addr is None or addr == "":
+        c.add(path, "is not set, and the host has no ansible_host or default IPv4 fact, yet its services "
+              "have consumers on other hosts", "set ambassador_advertise_address for %s to the address "
+              "other hosts reach it on" % host)
+        return None
+    if not isinstance(addr, str):
+        c.add(path, "%r is not an address" % (addr,), "use an IP address or a DNS name")
+        return None
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        if not _HOSTNAME.match(addr):
+            c.add(path, "%r is neither an IP address nor a DNS name" % addr, "use an IP address or a DNS name")
+            return None
+        return addr
+    if ip.is_unspecified or ip.is_multicast:
+        c.add(path, "%s cannot be connected to" % addr, "use the address other hosts reach %s on" % host)
+        return None
+    return addr
+
+
+def _host_settings(c, host, hv):
+    """Validate a host's own settings; return (network, image, docker_host)."""
+    network = hv.get("network") or DEFAULT_NETWORK
+    if not isinstance(network, str) or not _NETWORK_NAME.match(network):
+        c.add("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
+              "use letters, digits, '_', '.' or '-'")
+    image = hv.get("image") or DEFAULT_IMAGE
+    if not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image):
+        c.add("%s: ambassador_image" % host, "%r is not an image reference" % (image,),
+              "use a socat image such as %s" % DEFAULT_IMAGE)
+    docker_host = hv.get("docker_host") or DEFAULT_DOCKER_HOST
+    if not isinstance(docker_host, str) or not _DOCKER_HOST.match(docker_host):
+        c.add("%s: ambassador_docker_host" % host, "%r is not a Docker API URL" % (docker_host,),
+              "use e.g. unix:///var/run/docker.sock or tcp://host:2376")
+    return network, image, docker_host
+
+
+def plan_topology(services, hosts, groups=None, known_hosts=None):
+    """Validate the topology and derive each host's plan.
+
+    :param services: the value of ``ambassador_services`` (service name -> spec).
+    :param hosts: inventory hostname -> that host's settings, a dict with the
+        optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
+        ``network``, ``image`` and ``docker_host``. A plan is made for each of them.
+    :param groups: inventory group name -> list of hostnames (for ``consumers``).
+    :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
+    :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
+    :raises TopologyError: listing every problem; nothing should be applied then.
+    """
+    groups = groups or {}
+    known = set(known_hosts) if known_hosts is not None else set(hosts)
+    known.update(hosts)
+    c = _Collector()
+
+    if services is None:
+        c.add("ambassador_services", "is not defined",
+              "define it (normally in group_vars/all); an empty mapping {} removes every ambassador")
+        raise TopologyError(c.problems)
+    if not isinstance(services, dict):
+        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % type(services).__name__,
+              "write e.g. {redis: {host: host2, port: 6379}}")
+        raise TopologyError(c.problems)
+
+    normalised = {}
+    folded = {}
+    for name in sorted(services, key=str):
+        if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+            c.add("ambassador_services.%s" % (name,), "%r is not a valid service name" % (name,),
+                  "use 1-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit")
+            continue
+        other = folded.setdefault(env_prefix(name), name)
+        if other != name:
+            c.add("ambassador_services.%s" % name, "folds to the same variable prefix %s_ as service %r"
+                  % (env_prefix(name), other), "rename one of the two services")
+        svc = _normalise_service(c, name, services[name], known, groups)
+        if svc is not None:
+            normalised[name] = svc
+
+    # Each host's settings and consumed services.
+    settings = {}
+    consumes = {}
+    for host in hosts:
+        hv = hosts[host] or {}
+        settings[host] = _host_settings(c, host, hv)
+        wanted = set()
+        for i, name in enumerate(_string_list(c, "%s: ambassador_consumes" % host, hv.get("consumes"), "service name")):
+            if name not in services:
+                c.add("%s: ambassador_consumes[%d]" % (host, i), "service %r is not defined in ambassador_services" % name,
+                      "define %s in ambassador_services, or remove it from ambassador_consumes" % name)
+            else:
+                wanted.add(name)
+        consumes[host] = wanted
+    for name, svc in normalised.items():
+        for host in svc["consumer_hosts"]:
+            consumes.setdefault(host, set()).add(name)
+
+    # Services placed on hosts without a plan (outside the play) still need an
+    # address when consumed elsewhere; the caller passes those hosts in `hosts`.
+    addresses = {}
+    published_on = {}
+    for name in sorted(normalised):
+        svc = normalised[name]
+        provider = svc["host"]
+        remote = sorted(h for h, wanted in consumes.items() if name in wanted and h != provider)
+        svc["remote_consumers"] = remote
+        if remote and provider not in addresses:
+            addresses[provider] = _check_address(c, provider, hosts.get(provider) or {})
+        if remote:
+            for port in svc["published"]:
+                key = (port, svc["protocol"])
+                clash = published_on.setdefault(provider, {}).setdefault(key, name)
+                if clash != name:
+                    c.add("ambassador_services.%s.published" % name,
+                          "%s port %d on %s is already published for service %r" % (svc["protocol"], port, provider, clash),
+                          "give one of the two services another published port")
+
+    plans = {}
+    if not c.problems:
+        for host in hosts:
+            plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()), addresses)
+    if c.problems:
+        raise TopologyError(c.problems)
+    return plans
+
+
+def _host_plan(c, host, host_settings, services, consumed, addresses):
+    """One host's plan: its network, the containers it must run and the consumers' environment."""
+    network, image, docker_host = host_settings
+    containers = []
+    environment = {}
+    for name in sorted(services):
+        svc = services[name]
+        provider = svc["host"]
+        ports, protocol = svc["ports"], svc["protocol"]
+        if provider == host:
+            if svc["image"] is not None:
+                containers.append({
+                    "name": name,
+                    "role": "service",
+                    "service": name,
+                    "image": svc["image"],
+                    "entrypoint": None,
+                    "command": svc["command"],
+                    "env": svc["env"],
+                    "volumes": svc["volumes"],
+                    "aliases": [],
+                    "published": [],
+                    "init": False,
+                })
+            local_alias = svc["container"] != name and name in consumed
+            if svc["remote_consumers"] or local_alias:
+                address = addresses.get(host)
+                forwards = [socat_forward(protocol, p, svc["container"], p) for p in ports]
+                entrypoint, command, init = socat_process(forwards)
+                containers.append({
+                    "name": ambassador_name(name),
+                    "role": "ambassador",
+                    "side": "provider",
+                    "service": name,
+                    "image": image,
+                    "entrypoint": entrypoint,
+                    "command": command,
+                    "env": {},
+                    "volumes": [],
+                    "aliases": [name] if local_alias else [],
+                    "target": svc["container"],
+                    "published": [
+                        {"host_ip": address, "host_port": pub, "port": p, "protocol": protocol}
+                        for p, pub in zip(ports, svc["published"])
+                    ] if svc["remote_consumers"] else [],
+                    "init": init,
+                })
+        elif name in consumed:
+            address = addresses[provider]
+            forwards = [socat_forward(protocol, p, address, pub) for p, pub in zip(ports, svc["published"])]
+            entrypoint, command, init = socat_process(forwards)
+            prefix = env_prefix(name)
+            containers.append({
+                "name": ambassador_name(name),
+                "role": "ambassador",
+                "side": "consumer",
+                "service": name,
+                "image": image,
+                "entrypoint": entrypoint,
+                "command": command,
+                "env": dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
+                            for p, pub in zip(ports, svc["published"])),
+                "volumes": [],
+                "aliases": [name],
+                "published": [],
+                "init": init,
+            })
+        if name in consumed:
+            environment.update(link_environment(name, ports, protocol))
+
+    names = {}
+    for ct in containers:
+        other = names.setdefault(ct["name"], ct["service"])
+        if other != ct["service"]:
+            c.add("ambassador_services.%s" % ct["service"], "its container name %r on %s is also the ambassador of "
+                  "service %r" % (ct["name"], host, other), "rename service %s" % ct["service"])
+    for ct in containers:
+        ct["network"] = network
+        ct["restart_policy"] = RESTART_POLICY
+    return {
+        "host": host,
+        "docker_host": docker_host,
+        "network": network,
+        "containers": containers,
+        "consumes": sorted(consumed),
+        "provides": sorted(n for n, s in services.items() if s["host"] == host),
+        "environment": dict(sorted(environment.items())),
+    }

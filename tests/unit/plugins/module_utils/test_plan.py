@@ -1,0 +1,179 @@
+"""The planner and its validation, on plain data (no Docker, no Ansible)."""
+
+import pytest
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import (
+    DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, link_environment, plan_topology)
+
+ADDR = {"host1": "10.0.0.1", "host2": "10.0.0.2", "host3": "10.0.0.3"}
+
+
+def hosts(**consumes):
+    return dict((h, {"advertise_address": a, "consumes": consumes.get(h, [])}) for h, a in ADDR.items())
+
+
+def by_name(plan):
+    return dict((c["name"], c) for c in plan["containers"])
+
+
+def problems(services, host_settings=None, groups=None):
+    with pytest.raises(TopologyError) as err:
+        plan_topology(services, host_settings if host_settings is not None else hosts(), groups=groups)
+    return [str(p) for p in err.value.problems]
+
+
+def test_classic_redis_on_host2_consumed_from_host1():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379, "image": "redis:7"}}, hosts(host1=["redis"]))
+
+    consumer = by_name(plans["host1"])
+    assert list(consumer) == ["redis_ambassador"]
+    amb = consumer["redis_ambassador"]
+    assert amb["side"] == "consumer" and amb["aliases"] == ["redis"] and amb["published"] == []
+    assert amb["entrypoint"] == ["socat"]
+    assert amb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.2:6379"]
+    assert amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
+    assert amb["image"] == DEFAULT_IMAGE and amb["network"] == DEFAULT_NETWORK
+    assert amb["restart_policy"] == "unless-stopped"
+
+    provider = by_name(plans["host2"])
+    assert sorted(provider) == ["redis", "redis_ambassador"]
+    assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
+    pamb = provider["redis_ambassador"]
+    assert pamb["side"] == "provider" and pamb["aliases"] == []
+    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:redis:6379"]
+    assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
+
+    assert plans["host3"]["containers"] == []
+    assert plans["host1"]["consumes"] == ["redis"] and plans["host2"]["provides"] == ["redis"]
+
+
+def test_environment_names_the_alias_and_does_not_change_when_the_service_moves():
+    before = plan_topology({"redis": {"host": "host2", "port": 6379}}, hosts(host1=["redis"]))
+    after = plan_topology({"redis": {"host": "host3", "port": 6379}}, hosts(host1=["redis"]))
+    assert before["host1"]["environment"] == after["host1"]["environment"] == {
+        "REDIS_PORT": "tcp://redis:6379",
+        "REDIS_PORT_6379_TCP": "tcp://redis:6379",
+        "REDIS_PORT_6379_TCP_ADDR": "redis",
+        "REDIS_PORT_6379_TCP_PORT": "6379",
+        "REDIS_PORT_6379_TCP_PROTO": "tcp",
+    }
+    # ...while the consumer-side ambassador's target follows the service.
+    assert by_name(after["host1"])["redis_ambassador"]["command"][1] == "TCP:10.0.0.3:6379"
+
+
+def test_moving_a_service_changes_only_its_own_containers():
+    services = {"redis": {"host": "host2", "port": 6379, "image": "redis:7"},
+                "echo": {"host": "host1", "port": 7777, "consumers": ["host2", "host3"]}}
+    before = plan_topology(services, hosts(host1=["redis"]))
+    services["redis"] = dict(services["redis"], host="host3")
+    after = plan_topology(services, hosts(host1=["redis"]))
+    for host in ADDR:
+        b, a = by_name(before[host]), by_name(after[host])
+        for name in set(b) | set(a):
+            if b.get(name) != a.get(name):
+                assert name.startswith("redis"), (host, name)
+    assert "redis" not in by_name(after["host2"]) and "redis" in by_name(after["host3"])
+
+
+def test_local_consumer_needs_no_ambassador_and_unconsumed_service_publishes_nothing():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379, "image": "redis:7"}}, hosts(host2=["redis"]))
+    assert list(by_name(plans["host2"])) == ["redis"]
+    assert plans["host2"]["environment"]["REDIS_PORT_6379_TCP"] == "tcp://redis:6379"
+
+
+def test_consumers_by_group_and_published_ports_and_udp():
+    plans = plan_topology(
+        {"dns": {"host": "host1", "ports": [53, 5353], "published": [1053, 15353], "protocol": "udp",
+                 "consumers": ["clients"]}},
+        hosts(), groups={"clients": ["host2", "host3"]})
+    pamb = by_name(plans["host1"])["dns_ambassador"]
+    assert [(p["host_port"], p["port"], p["protocol"]) for p in pamb["published"]] == [(1053, 53, "udp"), (15353, 5353, "udp")]
+    camb = by_name(plans["host3"])["dns_ambassador"]
+    # Two ports: one socat each under a shell, with an init process.
+    assert camb["entrypoint"] == ["/bin/sh", "-c"] and camb["init"] is True
+    assert camb["command"] == ["socat UDP-RECVFROM:53,fork,reuseaddr UDP-SENDTO:10.0.0.1:1053 & "
+                               "socat UDP-RECVFROM:5353,fork,reuseaddr UDP-SENDTO:10.0.0.1:15353 & wait"]
+    assert camb["env"] == {"DNS_PORT_53_UDP": "udp://10.0.0.1:1053", "DNS_PORT_5353_UDP": "udp://10.0.0.1:15353"}
+    assert plans["host2"]["environment"]["DNS_PORT_5353_UDP_PROTO"] == "udp"
+
+
+def test_user_run_container_with_another_name_gets_an_alias_on_its_host():
+    plans = plan_topology({"db": {"host": "host2", "port": 5432, "container": "postgres-main"}},
+                          hosts(host1=["db"], host2=["db"]))
+    pamb = by_name(plans["host2"])["db_ambassador"]
+    assert pamb["aliases"] == ["db"] and pamb["target"] == "postgres-main"
+    assert pamb["command"][1] == "TCP:postgres-main:5432"
+    assert "db" not in by_name(plans["host2"])  # the user runs it
+
+
+def test_host_settings_and_ipv6_advertise_address():
+    settings = hosts(host1=["redis"])
+    settings["host2"] = {"advertise_address": "fd00::2", "network": "appnet", "image": "my/socat:1",
+                         "docker_host": "tcp://10.0.0.2:2376"}
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
+    assert plans["host2"]["network"] == "appnet" and plans["host2"]["docker_host"] == "tcp://10.0.0.2:2376"
+    assert by_name(plans["host2"])["redis_ambassador"]["image"] == "my/socat:1"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379"
+
+
+def test_empty_topology_plans_nothing():
+    plans = plan_topology({}, hosts())
+    assert all(p["containers"] == [] for p in plans.values())
+
+
+@pytest.mark.parametrize("services, settings, expected", [
+    (None, None, "ambassador_services: is not defined"),
+    ([1], None, "ambassador_services: must be a mapping"),
+    ({"redis": {"port": 6379}}, None, "ambassador_services.redis.host: is required"),
+    ({"redis": {"host": "nowhere", "port": 6379}}, None, "ambassador_services.redis.host: host 'nowhere' is not in the inventory"),
+    ({"redis": {"host": "host2", "port": 70000}}, None, "ambassador_services.redis.port: 70000 is out of range"),
+    ({"redis": {"host": "host2", "port": 0}}, None, "ambassador_services.redis.port: 0 is out of range"),
+    ({"redis": {"host": "host2", "port": "6379"}}, None, "ambassador_services.redis.port: '6379' is not a port number"),
+    ({"redis": {"host": "host2"}}, None, "ambassador_services.redis: needs exactly one of port or ports"),
+    ({"redis": {"host": "host2", "port": 1, "prot": 2}}, None, "ambassador_services.redis.prot: unknown setting"),
+    ({"Redis": {"host": "host2", "port": 1}}, None, "ambassador_services.Redis: 'Redis' is not a valid service name"),
+    ({"my-db": {"host": "host2", "port": 1}, "my_db": {"host": "host3", "port": 2}}, None,
+     "ambassador_services.my_db: folds to the same variable prefix MY_DB_"),
+    ({"redis": {"host": "host2", "port": 1, "protocol": "sctp"}}, None, "ambassador_services.redis.protocol: 'sctp' is not a protocol"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["ghost"]}}, None,
+     "ambassador_services.redis.consumers[0]: 'ghost' is neither an inventory host nor a group"),
+    ({"a": {"host": "host2", "port": 80, "consumers": ["host1"]}, "b": {"host": "host2", "port": 81, "published": 80,
+                                                                        "consumers": ["host1"]}}, None,
+     "ambassador_services.b.published: tcp port 80 on host2 is already published for service 'a'"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": ["nosuch"]}, "host2": {}},
+     "host1: ambassador_consumes[0]: service 'nosuch' is not defined in ambassador_services"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": ["redis"]}, "host2": {}},
+     "host2: ambassador_advertise_address: is not set"),
+    ({"redis": {"host": "host2", "port": 1, "command": "x"}}, None, "ambassador_services.redis.command: is only used when"),
+    ({"redis": {"host": "host2", "port": 1, "image": "r", "container": "x"}}, None,
+     "ambassador_services.redis.container: cannot be combined with image"),
+    ({"redis": {"host": "host2", "ports": [1, 1]}}, None, "ambassador_services.redis.ports: ports [1] are listed more than once"),
+    ({"redis": {"host": "host2", "ports": [1, 2], "published": [3]}}, None, "ambassador_services.redis.published: has 1 port(s)"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"network": "bad name"}}, "host2: ambassador_network: 'bad name'"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"docker_host": "/var/run/docker.sock"}},
+     "host2: ambassador_docker_host: '/var/run/docker.sock' is not a Docker API URL"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": "redis"}, "host2": {"advertise_address": "10.0.0.2"}},
+     "host1: ambassador_consumes: must be a list of service name"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}}, {"host1": {}, "host2": {"advertise_address": "0.0.0.0"}},
+     "host2: ambassador_advertise_address: 0.0.0.0 cannot be connected to"),
+])
+def test_invalid_topologies_name_the_variable_and_the_fix(services, settings, expected):
+    found = problems(services, settings)
+    assert any(p.startswith(expected) for p in found), found
+    assert all(". Fix: " in p for p in found)
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems({"a": {"host": "nowhere", "port": 0}, "b": {"port": "x"}}, hosts(host1=["c"]))
+    assert len(found) == 5, found
+
+
+def test_a_service_named_like_another_ambassador_is_refused():
+    found = problems({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]},
+                      "redis_ambassador": {"host": "host2", "port": 2, "image": "x"}})
+    assert any("is also the ambassador of service 'redis'" in p for p in found), found
+
+
+def test_link_environment_folds_dashes():
+    env = link_environment("my-db", [5432], "tcp")
+    assert env["MY_DB_PORT_5432_TCP_ADDR"] == "my-db"
