@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to crosshost.ambassador: not for use by other collections.
+"""Decide what to do on one Docker host: plain functions, no Docker, no Ansible.
+
+The engine side (``_docker_host``) reports what exists; :func:`decide` compares it
+with the host's planned containers and returns the actions, each with its reason.
+A container is recreated only when the hash of its spec changed; the spec itself
+is stored in a label so that a diff can show exactly what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+LABEL_PREFIX = "crosshost.ambassador."
+OWNER_LABEL = LABEL_PREFIX + "managed"
+HASH_LABEL = LABEL_PREFIX + "spec-hash"
+SPEC_LABEL = LABEL_PREFIX + "spec"
+ROLE_LABEL = LABEL_PREFIX + "role"
+SERVICE_LABEL = LABEL_PREFIX + "service"
+SIDE_LABEL = LABEL_PREFIX + "side"
+
+# What makes up a container: any change here means the container is recreated.
+SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
+             "network", "aliases", "published", "init", "restart_policy")
+
+# Docker states in which an owned, up-to-date container is simply started again.
+STARTABLE_STATES = ("created", "exited", "dead")
+
+
+def container_spec(planned):
+    """The part of a planned container that defines it, with stable ordering."""
+    spec = dict((key, planned.get(key)) for key in SPEC_KEYS)
+    spec["env"] = dict(sorted((spec["env"] or {}).items()))
+    spec["aliases"] = sorted(spec["aliases"] or [])
+    spec["volumes"] = list(spec["volumes"] or [])
+    spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
+                               key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
+    spec["init"] = bool(spec["init"])
+    return spec
+
+
+def spec_hash(spec):
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def labels_for(spec):
+    """The labels that mark a container as ours and record its spec."""
+    labels = {
+        OWNER_LABEL: "true",
+        HASH_LABEL: spec_hash(spec),
+        SPEC_LABEL: json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        ROLE_LABEL: spec["role"] or "",
+        SERVICE_LABEL: spec["service"] or "",
+    }
+    if spec.get("side"):
+        labels[SIDE_LABEL] = spec["side"]
+    return labels
+
+
+def stored_spec(labels):
+    """The spec recorded on an owned container, or None if it is unreadable."""
+    try:
+        return json.loads(labels.get(SPEC_LABEL) or "null")
+    except ValueError:
+        return None
+
+
+def spec_changes(before, after):
+    """Which spec keys differ, as ``{key: {"before": .., "after": ..}}``."""
+    if before is None:
+        return {"spec": {"before": None, "after": "unknown: the container carries no readable spec label"}}
+    return dict((key, {"before": before.get(key), "after": after.get(key)})
+                for key in SPEC_KEYS if before.get(key) != after.get(key))
+
+
+def decide(planned, existing):
+    """Compare planned containers with what exists on the engine.
+
+    :param planned: the plan's containers (dicts with at least the SPEC_KEYS).
+    :param existing: one dict per container on the engine, with ``id``, ``name``,
+        ``labels`` and ``state``.
+    :returns: a dict with
+
+        * ``conflicts``: names that are planned but taken by containers this
+          collection does not own (nothing may be done on the host then);
+        * ``actions``: ordered steps ``{"action", "container", "reason", ...}``,
+          with ``action`` one of remove, recreate, create, start;
+        * ``unchanged``: names of planned containers already as planned;
+        * ``before`` / ``after``: name -> spec of owned containers now and after
+          the actions, for a diff.
+    """
+    by_name = dict((c["name"], c) for c in existing)
+    owned = dict((c["name"], c) for c in existing if (c.get("labels") or {}).get(OWNER_LABEL) == "true")
+    specs = [container_spec(p) for p in planned]
+    wanted = set(s["name"] for s in specs)
+
+    conflicts = sorted(s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)
+    before = dict((name, stored_spec(c.get("labels") or {})) for name, c in sorted(owned.items()))
+    after = dict((s["name"], s) for s in sorted(specs, key=lambda s: s["name"]))
+    result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after}
+    if conflicts:
+        return result
+
+    actions = result["actions"]
+    for name in sorted(owned):
+        if name not in wanted:
+            actions.append({"action": "remove", "container": name, "id": owned[name]["id"],
+                            "reason": "no longer in the plan for this host"})
+    # Service containers first, so that ambassadors forward to something.
+    for spec in sorted(specs, key=lambda s: (s["role"] != "service", s["name"])):
+        name = spec["name"]
+        current = owned.get(name)
+        if current is None:
+            actions.append({"action": "create", "container": name, "spec": spec, "reason": "planned, not present"})
+            continue
+        labels = current.get("labels") or {}
+        if labels.get(HASH_LABEL) != spec_hash(spec):
+            changes = spec_changes(stored_spec(labels), spec)
+            actions.append({"action": "recreate", "container": name, "id": current["id"], "spec": spec,
+                            "reason": "changed: %s" % ", ".join(sorted(changes)) if changes else "spec hash differs",
+                            "changes": changes})
+        elif current.get("state") in STARTABLE_STATES:
+            actions.append({"action": "start", "container": name, "id": current["id"],
+                            "reason": "up to date but %s" % current.get("state")})
+        else:
+            result["unchanged"].append(name)
+    return result
+
+
+def summarise(actions):
+    """Counts per action, e.g. ``{"create": 1, "remove": 2}``."""
+    counts = {}
+    for action in actions:
+        counts[action["action"]] = counts.get(action["action"], 0) + 1
+    return counts

@@ -1,0 +1,76 @@
+"""The decision of what to do on one host, on plain data."""
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
+    HASH_LABEL, OWNER_LABEL, container_spec, decide, labels_for, spec_hash)
+
+
+def planned(name="redis_ambassador", **over):
+    ct = {"name": name, "role": "ambassador", "side": "consumer", "service": "redis", "image": "socat:1",
+          "entrypoint": ["socat"], "command": ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.2:6379"],
+          "env": {}, "volumes": [], "network": "ambassador", "aliases": ["redis"], "published": [],
+          "init": False, "restart_policy": "unless-stopped"}
+    ct.update(over)
+    return ct
+
+
+def existing(ct, state="running", cid="id1"):
+    return {"id": cid, "name": ct["name"], "labels": labels_for(container_spec(ct)), "state": state}
+
+
+def test_nothing_exists_everything_is_created_services_first():
+    d = decide([planned(), planned("redis", role="service", side=None)], [])
+    assert [(a["action"], a["container"]) for a in d["actions"]] == [("create", "redis"), ("create", "redis_ambassador")]
+
+
+def test_up_to_date_running_container_is_left_alone():
+    ct = planned()
+    d = decide([ct], [existing(ct)])
+    assert d["actions"] == [] and d["unchanged"] == ["redis_ambassador"]
+
+
+def test_changed_spec_is_recreated_with_the_reason():
+    old = planned()
+    new = planned(command=["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.3:6379"])
+    d = decide([new], [existing(old)])
+    (action,) = d["actions"]
+    assert action["action"] == "recreate" and action["reason"] == "changed: command"
+    assert action["changes"]["command"]["after"][1] == "TCP:10.0.0.3:6379"
+    assert d["before"]["redis_ambassador"]["command"][1] == "TCP:10.0.0.2:6379"
+
+
+def test_stopped_container_is_started_not_recreated():
+    ct = planned()
+    d = decide([ct], [existing(ct, state="exited")])
+    assert [a["action"] for a in d["actions"]] == ["start"]
+
+
+def test_owned_containers_no_longer_planned_are_removed_first():
+    keep, gone = planned(), planned("web_ambassador", service="web")
+    d = decide([keep], [existing(keep), existing(gone, cid="id2")])
+    assert d["actions"] == [{"action": "remove", "container": "web_ambassador", "id": "id2",
+                             "reason": "no longer in the plan for this host"}]
+
+
+def test_a_foreign_container_with_a_planned_name_is_a_conflict_and_nothing_is_done():
+    stale = planned("web_ambassador", service="web")
+    foreign = {"id": "f", "name": "redis_ambassador", "labels": {"maintainer": "someone"}, "state": "running"}
+    d = decide([planned()], [foreign, existing(stale, cid="id2")])
+    assert d["conflicts"] == ["redis_ambassador"] and d["actions"] == []
+
+
+def test_foreign_containers_with_other_names_are_ignored():
+    d = decide([], [{"id": "f", "name": "app", "labels": {}, "state": "running"}])
+    assert d["actions"] == [] and d["before"] == {}
+
+
+def test_hash_ignores_ordering_of_sets_but_not_values():
+    a = container_spec(planned(aliases=["x", "redis"], env={"B": "1", "A": "2"}))
+    b = container_spec(planned(aliases=["redis", "x"], env={"A": "2", "B": "1"}))
+    assert spec_hash(a) == spec_hash(b)
+    assert spec_hash(a) != spec_hash(container_spec(planned(aliases=["redis"])))
+
+
+def test_labels_mark_ownership_and_carry_the_hash():
+    spec = container_spec(planned())
+    labels = labels_for(spec)
+    assert labels[OWNER_LABEL] == "true" and labels[HASH_LABEL] == spec_hash(spec)
