@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of crosshost.ambassador.plan: read the inventory, call the pure planner."""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
+
+# Inventory variable -> key of the planner's per-host settings.
+HOST_VARIABLES = (
+    ("ambassador_consumes", "consumes"),
+    ("ambassador_advertise_address", "advertise_address"),
+    ("ambassador_network", "network"),
+    ("ambassador_image", "image"),
+    ("ambassador_docker_host", "docker_host"),
+)
+
+
+def _default_address(hostvars):
+    """ansible_host, else the gathered default IPv4 address, else None."""
+    if hostvars.get("ansible_host"):
+        return hostvars.get("ansible_host")
+    facts = hostvars.get("ansible_facts") or {}
+    return (facts.get("default_ipv4") or {}).get("address")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("services", "hosts"))
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        args = self._task.args
+        hostvars = task_vars["hostvars"]
+        groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
+
+        services = args["services"] if "services" in args else task_vars.get("ambassador_services")
+        hosts = args.get("hosts") or groups.get("all", [])
+        settings = {}
+        for host in hosts:
+            if host not in hostvars:
+                result.update(failed=True, msg="plan: hosts: %s is not an inventory host. Fix: list inventory hosts only." % host)
+                return result
+            hv = hostvars[host]
+            entry = dict((key, hv.get(var)) for var, key in HOST_VARIABLES if hv.get(var) is not None)
+            if not entry.get("advertise_address"):
+                entry["advertise_address"] = _default_address(hv)
+            settings[host] = entry
+
+        try:
+            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts))
+        except TopologyError as exc:
+            result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
+            return result
+
+        result.update(
+            changed=False,
+            plans=plans,
+            summary={
+                "hosts": len(plans),
+                "services": len(services),
+                "ambassadors": sum(1 for p in plans.values() for c in p["containers"] if c["role"] == "ambassador"),
+            },
+        )
+        return result

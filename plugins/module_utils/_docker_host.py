@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to crosshost.ambassador: not for use by other collections.
+"""The only place that talks to a Docker engine, through the Docker SDK's low-level API.
+
+Small on purpose: list containers and networks, create/start/remove a container,
+make sure an image and a network exist. Every failure is raised as
+:class:`EngineError` with a sentence a user can act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+try:
+    import docker
+    from docker.errors import DockerException, NotFound
+    from docker.utils import parse_repository_tag
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - exercised on hosts without the SDK
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+    class DockerException(Exception):
+        pass
+
+    class NotFound(DockerException):
+        pass
+
+from ._reconcile import OWNER_LABEL, labels_for
+
+
+class EngineError(Exception):
+    """A Docker engine could not do what was asked; the message says why."""
+
+
+def _reason(exc):
+    explanation = getattr(exc, "explanation", None)
+    text = explanation if explanation else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text.strip() or exc.__class__.__name__
+
+
+class DockerHost(object):
+    """One Docker engine, reached at ``url``."""
+
+    def __init__(self, url, timeout=60):
+        self.url = url
+        try:
+            self.api = docker.APIClient(base_url=url, timeout=timeout, version="auto")
+        except DockerException as exc:
+            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, _reason(exc)))
+        except Exception as exc:  # socket and URL errors surface in many forms
+            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, exc))
+
+    def _call(self, what, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DockerException as exc:
+            raise EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, _reason(exc)))
+        except Exception as exc:
+            raise EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, exc))
+
+    def containers(self):
+        """Every container on the engine, as ``{id, name, labels, state, image}``."""
+        found = []
+        for summary in self._call("listing containers", self.api.containers, all=True):
+            names = summary.get("Names") or []
+            found.append({
+                "id": summary["Id"],
+                "name": names[0].lstrip("/") if names else summary["Id"][:12],
+                "labels": summary.get("Labels") or {},
+                "state": summary.get("State"),
+                "image": summary.get("Image"),
+            })
+        return found
+
+    def network(self, name):
+        """The network called ``name`` (exact match), or None."""
+        for net in self._call("listing networks", self.api.networks, names=[name]):
+            if net.get("Name") == name:
+                return net
+        return None
+
+    def create_network(self, name):
+        return self._call("creating network %s" % name, self.api.create_network, name, driver="bridge",
+                          labels={OWNER_LABEL: "true"}, check_duplicate=True)
+
+    def has_image(self, ref):
+        try:
+            self.api.inspect_image(ref)
+            return True
+        except NotFound:
+            return False
+        except DockerException as exc:
+            raise EngineError("inspecting image %s failed on the Docker engine at %s: %s" % (ref, self.url, _reason(exc)))
+
+    def pull(self, ref):
+        repository, tag = parse_repository_tag(ref)
+        self._call("pulling image %s" % ref, self.api.pull, repository, tag=tag or "latest")
+
+    def create(self, spec):
+        """Create and start the container ``spec`` describes; return its id."""
+        api = self.api
+        protocol_port = lambda p: "%d/%s" % (p["port"], p["protocol"])
+        port_bindings = {}
+        for p in spec["published"]:
+            port_bindings.setdefault(protocol_port(p), []).append((p["host_ip"], p["host_port"]))
+        host_config = api.create_host_config(
+            port_bindings=port_bindings or None,
+            restart_policy={"Name": spec["restart_policy"]},
+            init=True if spec["init"] else None,
+            binds=list(spec["volumes"]) or None,
+            network_mode=spec["network"],
+        )
+        networking_config = api.create_networking_config({
+            spec["network"]: api.create_endpoint_config(aliases=list(spec["aliases"]) or None),
+        })
+        created = self._call(
+            "creating container %s" % spec["name"], api.create_container,
+            image=spec["image"],
+            name=spec["name"],
+            entrypoint=spec["entrypoint"],
+            command=spec["command"],
+            environment=dict(spec["env"]) or None,
+            labels=labels_for(spec),
+            ports=[(p["port"], p["protocol"]) for p in spec["published"]] or None,
+            host_config=host_config,
+            networking_config=networking_config,
+        )
+        container_id = created["Id"]
+        try:
+            self.start(container_id, spec["name"])
+        except EngineError:
+            # Leave nothing half-made behind (e.g. its published port is taken).
+            self.remove(container_id, spec["name"])
+            raise
+        return container_id
+
+    def start(self, container_id, name):
+        self._call("starting container %s" % name, self.api.start, container_id)
+
+    def remove(self, container_id, name):
+        """Stop and remove a container; its volumes are kept."""
+        try:
+            self.api.remove_container(container_id, force=True, v=False)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise EngineError("removing container %s failed on the Docker engine at %s: %s" % (name, self.url, _reason(exc)))

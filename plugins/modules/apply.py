@@ -1,0 +1,359 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: apply
+short_description: Reconcile one Docker host's ambassadors and service containers with its plan
+version_added: 0.1.0
+description:
+  - Takes the plan that M(crosshost.ambassador.plan) derived for one host and makes the host's
+    Docker engine match it in one call: creates the shared network if it is missing, creates
+    missing containers, recreates containers whose spec changed, starts stopped ones and removes
+    the ones this collection created that are no longer planned.
+  - A container is recreated only when the hash of its spec (kept in the label
+    C(crosshost.ambassador.spec-hash)) differs; the spec itself is kept in the label
+    C(crosshost.ambassador.spec), which makes the diff exact.
+  - It owns only containers labelled C(crosshost.ambassador.managed=true). A planned name taken by a
+    container it does not own is an error, and then nothing at all is changed on the host.
+  - Removing a container keeps its volumes. The shared network is never removed.
+author:
+  - crosshost.ambassador maintainers
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+attributes:
+  check_mode:
+    support: full
+    description: Reports the actions the next real run would take, and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows each owned container's spec before and after.
+  idempotent:
+    support: full
+    description: A second run with the same plan reports no change.
+options:
+  plan:
+    description:
+      - One host's plan, as returned for that host by M(crosshost.ambassador.plan) in C(plans).
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: The inventory hostname the plan is for (used in messages).
+        type: str
+        required: true
+      docker_host:
+        description: The Docker API URL of the host's engine, from C(ambassador_docker_host).
+        type: str
+        required: true
+      network:
+        description: The user-defined bridge network that services, ambassadors and consumers share.
+        type: str
+        required: true
+      containers:
+        description: The containers the host must run.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          name:
+            description: Container name (C(<service>) or C(<service>_ambassador)).
+            type: str
+            required: true
+          role:
+            description: What the container is.
+            type: str
+            required: true
+            choices: [ambassador, service]
+          side:
+            description: For an ambassador, whether it sits with the provider or a consumer.
+            type: str
+            choices: [provider, consumer]
+          service:
+            description: The service the container belongs to.
+            type: str
+            required: true
+          image:
+            description: Image reference.
+            type: str
+            required: true
+          entrypoint:
+            description: Entrypoint, or null for the image's own.
+            type: list
+            elements: str
+          command:
+            description: Command (a string or a list), or null for the image's own.
+            type: raw
+          env:
+            description: Environment variables.
+            type: dict
+            default: {}
+          volumes:
+            description: Volumes as C(source:/path[:mode]).
+            type: list
+            elements: str
+            default: []
+          network:
+            description: Network to attach the container to.
+            type: str
+            required: true
+          aliases:
+            description: Network aliases (a consumer-side ambassador carries the service's name).
+            type: list
+            elements: str
+            default: []
+          published:
+            description: Published ports.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              host_ip:
+                description: Address on the host to publish on (the advertise address).
+                type: str
+                required: true
+              host_port:
+                description: Port on the host.
+                type: int
+                required: true
+              port:
+                description: Port in the container.
+                type: int
+                required: true
+              protocol:
+                description: Protocol.
+                type: str
+                choices: [tcp, udp]
+                default: tcp
+          init:
+            description: Run an init process as PID 1 (used when one container runs several socat processes).
+            type: bool
+            default: false
+          restart_policy:
+            description: Docker restart policy.
+            type: str
+            default: unless-stopped
+          target:
+            description:
+              - For a provider-side ambassador, the container it forwards to. When no planned container
+                has that name and none exists, a warning says so. Not part of the spec.
+            type: str
+      consumes:
+        description: Services this host's containers connect to (informational).
+        type: list
+        elements: str
+        default: []
+      provides:
+        description: Services placed on this host (informational).
+        type: list
+        elements: str
+        default: []
+      environment:
+        description: Link-style variables for this host's consumer containers (informational).
+        type: dict
+        default: {}
+  timeout:
+    description: Seconds to wait for each Docker API call.
+    type: int
+    default: 60
+seealso:
+  - module: crosshost.ambassador.plan
+  - role: crosshost.ambassador.topology
+"""
+
+EXAMPLES = r"""
+- name: Plan every host's ambassadors once, on the controller
+  crosshost.ambassador.plan:
+  run_once: true
+  register: topology
+
+- name: Reconcile this host
+  crosshost.ambassador.apply:
+    plan: "{{ topology.plans[inventory_hostname] }}"
+"""
+
+RETURN = r"""
+actions:
+  description: What was done (or, in check mode, would be done), in order, each with its reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - action: recreate
+      container: redis_ambassador
+      reason: "changed: command, env"
+    - action: remove
+      container: web_ambassador
+      reason: no longer in the plan for this host
+summary:
+  description: How many of each action.
+  returned: always
+  type: dict
+  sample: {recreate: 1, remove: 1}
+unchanged:
+  description: Planned containers that were already as planned.
+  returned: always
+  type: list
+  elements: str
+  sample: [redis]
+containers:
+  description: Container name to id for every planned container after the run (absent ids in check mode).
+  returned: always
+  type: dict
+  sample: {redis_ambassador: 3f2c0e...}
+network:
+  description: The shared network, and whether it had to be created.
+  returned: always
+  type: dict
+  sample: {name: ambassador, created: false}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ..module_utils._reconcile import decide, summarise
+
+
+def _public(action):
+    """An action as returned to the user: no spec, no ids."""
+    return dict((k, v) for k, v in action.items() if k not in ("spec", "id"))
+
+
+class Reconciler(object):
+    def __init__(self, module):
+        self.module = module
+        self.plan = module.params["plan"]
+        self.where = "host %s (Docker engine at %s)" % (self.plan["host"], self.plan["docker_host"])
+        self.done = []
+
+    def fail(self, msg, **kwargs):
+        self.module.fail_json(msg="%s: %s" % (self.where, msg), actions=[_public(a) for a in self.done], **kwargs)
+
+    def run(self):
+        plan, check_mode = self.plan, self.module.check_mode
+        try:
+            engine = DockerHost(plan["docker_host"], timeout=self.module.params["timeout"])
+            existing = engine.containers()
+        except EngineError as exc:
+            self.fail(str(exc))
+
+        decision = decide(plan["containers"], existing)
+        if decision["conflicts"]:
+            self.fail("container(s) %s exist but were not created by crosshost.ambassador (they lack the label "
+                      "crosshost.ambassador.managed=true); nothing was changed on this host. Fix: remove or rename "
+                      "those containers, or rename the service(s)" % ", ".join(decision["conflicts"]),
+                      conflicts=decision["conflicts"])
+        self._warn_missing_targets(existing)
+
+        steps = []
+        network_created = False
+        try:
+            if engine.network(plan["network"]) is None:
+                steps.append({"action": "create_network", "container": None, "network": plan["network"],
+                              "reason": "network %s does not exist" % plan["network"]})
+                network_created = True
+            images = sorted(set(a["spec"]["image"] for a in decision["actions"] if "spec" in a))
+            for image in images:
+                if not engine.has_image(image):
+                    steps.append({"action": "pull", "container": None, "image": image,
+                                  "reason": "image %s is not on the engine" % image})
+            steps.extend(decision["actions"])
+
+            ids = dict((c["name"], c["id"]) for c in existing)
+            for step in steps:
+                if not check_mode:
+                    self._execute(engine, step, ids)
+                self.done.append(step)
+        except EngineError as exc:
+            self.fail(str(exc))
+
+        result = {
+            "changed": bool(steps),
+            "actions": [_public(a) for a in steps],
+            "summary": summarise(steps),
+            "unchanged": sorted(decision["unchanged"]),
+            "containers": dict((c["name"], None if check_mode else ids.get(c["name"])) for c in plan["containers"]),
+            "network": {"name": plan["network"], "created": network_created},
+        }
+        if self.module._diff:
+            result["diff"] = {"before": {"containers": decision["before"]},
+                              "after": {"containers": decision["after"]},
+                              "before_header": "%s containers" % plan["host"],
+                              "after_header": "%s containers" % plan["host"]}
+        self.module.exit_json(**result)
+
+    def _execute(self, engine, step, ids):
+        action = step["action"]
+        if action == "create_network":
+            engine.create_network(step["network"])
+        elif action == "pull":
+            engine.pull(step["image"])
+        elif action == "remove":
+            engine.remove(step["id"], step["container"])
+            ids.pop(step["container"], None)
+        elif action == "recreate":
+            engine.remove(step["id"], step["container"])
+            ids[step["container"]] = engine.create(step["spec"])
+        elif action == "create":
+            ids[step["container"]] = engine.create(step["spec"])
+        elif action == "start":
+            engine.start(step["id"], step["container"])
+
+    def _warn_missing_targets(self, existing):
+        present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])
+        for ct in self.plan["containers"]:
+            target = ct.get("target")
+            if target and target not in present:
+                self.module.warn("%s: the ambassador %s forwards to container %s, which does not exist; start it on "
+                                 "network %s (or set image on the service to have the collection run it)"
+                                 % (self.where, ct["name"], target, self.plan["network"]))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type="dict", required=True, options=dict(
+                host=dict(type="str", required=True),
+                docker_host=dict(type="str", required=True),
+                network=dict(type="str", required=True),
+                containers=dict(type="list", elements="dict", required=True, options=dict(
+                    name=dict(type="str", required=True),
+                    role=dict(type="str", required=True, choices=["ambassador", "service"]),
+                    side=dict(type="str", choices=["provider", "consumer"]),
+                    service=dict(type="str", required=True),
+                    image=dict(type="str", required=True),
+                    entrypoint=dict(type="list", elements="str"),
+                    command=dict(type="raw"),
+                    env=dict(type="dict", default={}),
+                    volumes=dict(type="list", elements="str", default=[]),
+                    network=dict(type="str", required=True),
+                    aliases=dict(type="list", elements="str", default=[]),
+                    published=dict(type="list", elements="dict", default=[], options=dict(
+                        host_ip=dict(type="str", required=True),
+                        host_port=dict(type="int", required=True),
+                        port=dict(type="int", required=True),
+                        protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+                    )),
+                    init=dict(type="bool", default=False),
+                    restart_policy=dict(type="str", default="unless-stopped"),
+                    target=dict(type="str"),
+                )),
+                consumes=dict(type="list", elements="str", default=[]),
+                provides=dict(type="list", elements="str", default=[]),
+                environment=dict(type="dict", default={}),
+            )),
+            timeout=dict(type="int", default=60),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    Reconciler(module).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# The work is done on the controller by the action plugin of the same name.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: plan
+short_description: Derive every host's ambassadors from the inventory, validating the whole topology first
+version_added: 0.1.0
+description:
+  - Reads C(ambassador_services) and, for every inventory host, C(ambassador_consumes),
+    C(ambassador_advertise_address), C(ambassador_network), C(ambassador_image) and
+    C(ambassador_docker_host), and returns one plan per host for M(crosshost.ambassador.apply).
+  - Runs on the controller and contacts no host. Run it once (C(run_once)); every host's plan is in
+    the result.
+  - The whole topology is validated first. When anything is wrong the task fails and lists every
+    problem, each as C(<variable path>: <what is wrong>. Fix: <what to do>.), and no plan is returned,
+    so nothing is applied anywhere.
+  - A service placed on host H gets, on H, its service container (when C(image) is set) and, when it has
+    consumers on other hosts, a provider-side ambassador C(<service>_ambassador) publishing
+    C(advertise_address:published) and forwarding to the service container. Every other host that
+    consumes it gets a consumer-side ambassador C(<service>_ambassador) with the network alias C(<service>),
+    forwarding to the provider's advertise address.
+  - The advertise address of a host is C(ambassador_advertise_address), else C(ansible_host), else the
+    gathered default IPv4 address; it is needed only for hosts whose services have remote consumers.
+author:
+  - crosshost.ambassador maintainers
+attributes:
+  check_mode:
+    support: full
+    description: Changes nothing in any mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  services:
+    description:
+      - The topology's services, service name to settings. Defaults to the variable C(ambassador_services)
+        of the host the task runs for; define it once, in C(group_vars/all).
+      - "Settings of a service: C(host) (required, the inventory host it runs on); C(port) (int) or C(ports)
+        (list of int); C(published) (host port(s), default the same); C(protocol) (C(tcp) or C(udp));
+        C(image), C(command), C(env), C(volumes) (the collection runs the service container);
+        C(container) (the name of a container the user runs, default the service name);
+        C(consumers) (hosts or groups consuming it)."
+    type: dict
+  hosts:
+    description:
+      - The hosts to plan for. Defaults to every inventory host. Hosts outside the play still take part
+        (their services' addresses are needed); only the play's hosts are then reconciled.
+    type: list
+    elements: str
+seealso:
+  - module: crosshost.ambassador.apply
+  - role: crosshost.ambassador.topology
+"""
+
+EXAMPLES = r"""
+- name: Plan once for every host
+  crosshost.ambassador.plan:
+  run_once: true
+  register: topology
+
+- name: Show host1's consumer environment
+  ansible.builtin.debug:
+    var: topology.plans.host1.environment
+"""
+
+RETURN = r"""
+plans:
+  description: Inventory hostname to that host's plan.
+  returned: success
+  type: dict
+  contains:
+    host:
+      description: The hostname.
+      type: str
+    docker_host:
+      description: The Docker API URL of the host.
+      type: str
+    network:
+      description: The shared network.
+      type: str
+    containers:
+      description: The containers the host must run (input of M(crosshost.ambassador.apply)).
+      type: list
+      elements: dict
+    consumes:
+      description: Services that containers on the host connect to.
+      type: list
+      elements: str
+    provides:
+      description: Services placed on the host.
+      type: list
+      elements: str
+    environment:
+      description: >-
+        Docker-links-style variables for consumer containers (C(REDIS_PORT_6379_TCP=tcp://redis:6379),
+        C(..._ADDR), C(..._PORT), C(..._PROTO)); they name the service's alias, so they do not change when
+        the service moves.
+      type: dict
+  sample:
+    host1:
+      host: host1
+      docker_host: unix:///run/crosshost-lab/host1/docker.sock
+      network: ambassador
+      consumes: [redis]
+      provides: []
+      environment: {REDIS_PORT_6379_TCP: "tcp://redis:6379"}
+      containers:
+        - name: redis_ambassador
+          role: ambassador
+          side: consumer
+          service: redis
+          image: docker.io/alpine/socat:1.8.0.3
+          entrypoint: [socat]
+          command: ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.77.0.12:6379"]
+          aliases: [redis]
+problems:
+  description: When the topology is invalid, every problem found, each naming the variable and the fix.
+  returned: failure
+  type: list
+  elements: str
+  sample:
+    - "ambassador_services.redis.port: 70000 is out of range. Fix: use an integer from 1 to 65535."
+summary:
+  description: Counts of hosts, services and ambassadors planned.
+  returned: success
+  type: dict
+  sample: {hosts: 3, services: 2, ambassadors: 4}
+"""
