@@ -1,0 +1,165 @@
+"""The collection end to end on the lab: real engines, real namespaces, real traffic."""
+
+import pytest
+
+from conftest import exec_ok
+
+
+def converge(lab, topology, *args):
+    run = lab.site(topology, *args)
+    assert run.rc == 0, run.output[-6000:]
+    return run
+
+
+@pytest.fixture
+def consumer(lab, topology):
+    """The default topology converged and a user's redis-cli container on host1."""
+    converge(lab, topology)
+    container = lab.start_consumer("host1", "consumer")
+    yield container
+    container.remove(force=True)
+
+
+def test_redis_on_host2_is_reached_from_host1_through_both_ambassadors(lab, topology, consumer):
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "greeting", "hello"]) == "OK"
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "GET", "greeting"]) == "hello"
+    # The value really lives in the redis container on host2.
+    redis = lab.client("host2").containers.get("redis")
+    assert redis.exec_run(["redis-cli", "GET", "greeting"]).output.strip() == b"hello"
+    # host1 has only the consumer-side ambassador, host2 the service and its provider-side ambassador.
+    assert lab.owned("host1") == ["echo", "echo_ambassador", "redis_ambassador"]
+    assert lab.owned("host2") == ["echo_ambassador", "redis", "redis_ambassador"]
+    provider = lab.client("host2").containers.get("redis_ambassador")
+    bindings = provider.attrs["HostConfig"]["PortBindings"]["6379/tcp"]
+    assert bindings == [{"HostIp": lab.hosts["host2"]["ambassador_advertise_address"], "HostPort": "6379"}]
+
+
+def test_echo_on_host1_is_reached_from_host2_and_host3(lab, topology):
+    converge(lab, topology)
+    for host in ("host2", "host3"):
+        probe = lab.start_consumer(host, "echo-probe")
+        try:
+            out = exec_ok(probe, ["sh", "-c", "echo ping-%s | socat -t 2 - TCP:echo:7777" % host])
+            assert out == "ping-%s" % host
+        finally:
+            probe.remove(force=True)
+
+
+def test_second_run_reports_no_change(lab, topology):
+    converge(lab, topology)
+    before = lab.snapshot()
+    again = converge(lab, topology)
+    assert again.changed() == {"host1": 0, "host2": 0, "host3": 0}
+    assert all(actions == [] for actions in again.actions().values())
+    assert lab.snapshot() == before
+
+
+def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(lab, topology, consumer):
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    env_before = lab.site(topology, "--check").results_of("ansible.builtin.set_fact")["host1"]["result"]
+    before = lab.snapshot()
+
+    topology.services["redis"]["host"] = "host3"
+    topology.save()
+    predicted = lab.site(topology, "--check", "--diff")
+    assert predicted.rc == 0, predicted.output[-6000:]
+    assert lab.snapshot() == before, "check mode changed something"
+
+    moved = converge(lab, topology)
+    expected = {
+        "host1": [("recreate", "redis_ambassador")],
+        "host2": [("remove", "redis"), ("remove", "redis_ambassador")],
+        "host3": [("create", "redis"), ("create", "redis_ambassador")],
+    }
+    assert predicted.actions() == expected
+    assert moved.actions() == expected
+    assert moved.changed() == {"host1": 1, "host2": 1, "host3": 1}
+
+    after = lab.snapshot()
+    for host in lab.hosts:
+        for name, (cid, _status) in before[host]["containers"].items():
+            if not name.startswith("redis"):
+                assert after[host]["containers"].get(name, (None,))[0] == cid, (host, name)
+    # The same consumer container (same id, never restarted) reaches redis on host3 now.
+    consumer.reload()
+    assert after["host1"]["containers"]["consumer"][0] == consumer.id
+    assert consumer.attrs["RestartCount"] == 0 and consumer.status == "running"
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "where", "host3"]) == "OK"
+    assert lab.client("host3").containers.get("redis").exec_run(["redis-cli", "GET", "where"]).output.strip() == b"host3"
+    # The consumers' link-style environment did not change with the move.
+    env_after = lab.site(topology, "--check").results_of("ansible.builtin.set_fact")["host1"]["result"]
+    assert env_after["ansible_facts"]["ambassador_environment"] == env_before["ansible_facts"]["ambassador_environment"]
+    # The data volume on host2 is kept.
+    assert "redis-data" in after["host2"]["volumes"]
+
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
+def test_dropping_a_service_removes_its_ambassadors_everywhere(lab, topology):
+    converge(lab, topology)
+    del topology.services["echo"]
+    topology.save()
+    run = converge(lab, topology)
+    assert run.actions() == {
+        "host1": [("remove", "echo"), ("remove", "echo_ambassador")],
+        "host2": [("remove", "echo_ambassador")],
+        "host3": [("remove", "echo_ambassador")],
+    }
+    for host in lab.hosts:
+        assert not [n for n in lab.owned(host) if n.startswith("echo")]
+
+
+def test_a_foreign_container_with_an_ambassador_name_is_left_alone_and_the_host_fails(lab, topology):
+    echo = dict(topology.services["echo"])
+    del topology.services["echo"]
+    topology.save()
+    converge(lab, topology)
+    foreign = lab.client("host2").containers.run(lab.vars["lab_client_image"], ["sleep", "100000"],
+                                                 name="echo_ambassador", detach=True)
+    try:
+        before = lab.snapshot()
+        topology.services["echo"] = echo
+        topology.save()
+        run = lab.site(topology)
+        assert run.rc != 0
+        assert run.failed_hosts() == ["host2"]
+        msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
+        assert "echo_ambassador" in msg and "not created by crosshost.ambassador" in msg
+        assert lab.hosts["host2"]["ambassador_docker_host"] in msg
+        foreign.reload()
+        assert foreign.status == "running"
+        assert lab.snapshot()["host2"] == before["host2"], "something changed on the failing host"
+        # The other hosts converged.
+        assert "echo" in lab.owned("host1") and "echo_ambassador" in lab.owned("host3")
+    finally:
+        foreign.remove(force=True)
+    converge(lab, topology)
+
+
+def test_an_invalid_topology_fails_before_any_host_is_touched(lab, topology):
+    converge(lab, topology)
+    topology.services["redis"]["port"] = 70000
+    topology.services["echo"]["consumers"].append("nosuchhost")
+    topology.save()
+    before = lab.snapshot()
+    run = lab.site(topology)
+    assert run.rc != 0
+    assert run.failed_hosts(), "the play should have failed"
+    plan = run.results_of("crosshost.ambassador.plan")
+    (result,) = plan.values()
+    assert "ambassador_services.redis.port: 70000 is out of range. Fix: use an integer from 1 to 65535." \
+        in result["result"]["problems"]
+    assert any(p.startswith("ambassador_services.echo.consumers[2]: 'nosuchhost'") for p in result["result"]["problems"])
+    assert run.results_of("crosshost.ambassador.apply") == {}
+    assert lab.snapshot() == before
+
+
+def test_an_unreachable_engine_fails_that_host_only_with_its_url(lab, topology):
+    topology.host_vars("host3", ambassador_docker_host="unix:///run/crosshost-lab/nosuch/docker.sock")
+    run = lab.site(topology)
+    assert run.failed_hosts() == ["host3"]
+    msg = run.results_of("crosshost.ambassador.apply")["host3"]["result"]["msg"]
+    assert "host3" in msg and "unix:///run/crosshost-lab/nosuch/docker.sock" in msg
+    assert "Traceback" not in run.output
+    assert run.stats["host1"]["failures"] == 0 and run.stats["host2"]["failures"] == 0
