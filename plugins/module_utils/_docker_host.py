@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     class NotFound(DockerException):
         pass
 
-from ._reconcile import OWNER_LABEL, labels_for
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
 
 
 class EngineError(Exception):

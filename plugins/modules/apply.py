@@ -12,7 +12,7 @@ short_description: Reconcile one Docker host's ambassadors and service container
 version_added: 0.1.0
 description:
   - Takes the plan that M(crosshost.ambassador.plan) derived for one host and makes the host's
-    Docker engine match it in one call: creates the shared network if it is missing, creates
+    Docker engine match it in one call. It creates the shared network if it is missing, creates
     missing containers, recreates containers whose spec changed, starts stopped ones and removes
     the ones this collection created that are no longer planned.
   - A container is recreated only when the hash of its spec (kept in the label
@@ -214,8 +214,8 @@ network:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ..module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
-from ..module_utils._reconcile import decide, summarise
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import decide, summarise
 
 
 def _public(action):

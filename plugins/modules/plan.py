@@ -17,9 +17,9 @@ description:
     C(ambassador_docker_host), and returns one plan per host for M(crosshost.ambassador.apply).
   - Runs on the controller and contacts no host. Run it once (C(run_once)); every host's plan is in
     the result.
-  - The whole topology is validated first. When anything is wrong the task fails and lists every
+  - "The whole topology is validated first. When anything is wrong the task fails and lists every
     problem, each as C(<variable path>: <what is wrong>. Fix: <what to do>.), and no plan is returned,
-    so nothing is applied anywhere.
+    so nothing is applied anywhere."
   - A service placed on host H gets, on H, its service container (when C(image) is set) and, when it has
     consumers on other hosts, a provider-side ambassador C(<service>_ambassador) publishing
     C(advertise_address:published) and forwarding to the service container. Every other host that
