@@ -88,7 +88,7 @@ def decide(planned, existing):
 
         * ``conflicts``: names that are planned but taken by containers this
           collection does not own (nothing may be done on the host then);
-        * ``actions``: ordered steps ``{"action", "container", "reason", ...}``,
+        * ``actions``: ordered steps ``{"action", "kind", "name", "reason", ...}``,
           with ``action`` one of remove, recreate, create, start;
         * ``unchanged``: names of planned containers already as planned;
         * ``before`` / ``after``: name -> spec of owned containers now and after
@@ -109,23 +109,23 @@ def decide(planned, existing):
     actions = result["actions"]
     for name in sorted(owned):
         if name not in wanted:
-            actions.append({"action": "remove", "container": name, "id": owned[name]["id"],
+            actions.append({"action": "remove", "kind": "container", "name": name, "id": owned[name]["id"],
                             "reason": "no longer in the plan for this host"})
     # Service containers first, so that ambassadors forward to something.
     for spec in sorted(specs, key=lambda s: (s["role"] != "service", s["name"])):
         name = spec["name"]
         current = owned.get(name)
         if current is None:
-            actions.append({"action": "create", "container": name, "spec": spec, "reason": "planned, not present"})
+            actions.append({"action": "create", "kind": "container", "name": name, "spec": spec, "reason": "planned, not present"})
             continue
         labels = current.get("labels") or {}
         if labels.get(HASH_LABEL) != spec_hash(spec):
             changes = spec_changes(stored_spec(labels), spec)
-            actions.append({"action": "recreate", "container": name, "id": current["id"], "spec": spec,
+            actions.append({"action": "recreate", "kind": "container", "name": name, "id": current["id"], "spec": spec,
                             "reason": "changed: %s" % ", ".join(sorted(changes)) if changes else "spec hash differs",
                             "changes": changes})
         elif current.get("state") in STARTABLE_STATES:
-            actions.append({"action": "start", "container": name, "id": current["id"],
+            actions.append({"action": "start", "kind": "container", "name": name, "id": current["id"],
                             "reason": "up to date but %s" % current.get("state")})
         else:
             result["unchanged"].append(name)

@@ -178,16 +178,21 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (or, in check mode, would be done), in order, each with its reason.
+  description:
+    - What was done (or, in check mode, would be done), in order, each with its reason.
+    - C(kind) is container, network (created when missing) or image (pulled when missing);
+      C(action) is create, recreate, start, remove or pull.
   returned: always
   type: list
   elements: dict
   sample:
     - action: recreate
-      container: redis_ambassador
+      kind: container
+      name: redis_ambassador
       reason: "changed: command, env"
     - action: remove
-      container: web_ambassador
+      kind: container
+      name: web_ambassador
       reason: no longer in the plan for this host
 summary:
   description: How many of each action.
@@ -253,13 +258,13 @@ class Reconciler(object):
         network_created = False
         try:
             if engine.network(plan["network"]) is None:
-                steps.append({"action": "create_network", "container": None, "network": plan["network"],
+                steps.append({"action": "create", "kind": "network", "name": plan["network"],
                               "reason": "network %s does not exist" % plan["network"]})
                 network_created = True
             images = sorted(set(a["spec"]["image"] for a in decision["actions"] if "spec" in a))
             for image in images:
                 if not engine.has_image(image):
-                    steps.append({"action": "pull", "container": None, "image": image,
+                    steps.append({"action": "pull", "kind": "image", "name": image,
                                   "reason": "image %s is not on the engine" % image})
             steps.extend(decision["actions"])
 
@@ -287,21 +292,21 @@ class Reconciler(object):
         self.module.exit_json(**result)
 
     def _execute(self, engine, step, ids):
-        action = step["action"]
-        if action == "create_network":
-            engine.create_network(step["network"])
-        elif action == "pull":
-            engine.pull(step["image"])
+        action, kind = step["action"], step["kind"]
+        if kind == "network":
+            engine.create_network(step["name"])
+        elif kind == "image":
+            engine.pull(step["name"])
         elif action == "remove":
-            engine.remove(step["id"], step["container"])
-            ids.pop(step["container"], None)
+            engine.remove(step["id"], step["name"])
+            ids.pop(step["name"], None)
         elif action == "recreate":
-            engine.remove(step["id"], step["container"])
-            ids[step["container"]] = engine.create(step["spec"])
+            engine.remove(step["id"], step["name"])
+            ids[step["name"]] = engine.create(step["spec"])
         elif action == "create":
-            ids[step["container"]] = engine.create(step["spec"])
+            ids[step["name"]] = engine.create(step["spec"])
         elif action == "start":
-            engine.start(step["id"], step["container"])
+            engine.start(step["id"], step["name"])
 
     def _warn_missing_targets(self, existing):
         present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])

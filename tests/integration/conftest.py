@@ -41,8 +41,8 @@ class Run(object):
         return dict((r["host"], r) for r in self.results if r["action"] == action)
 
     def actions(self):
-        """Host -> sorted (action, container) pairs reported by crosshost.ambassador.apply."""
-        return dict((host, sorted((a["action"], a["container"] or a.get("network") or a.get("image"))
+        """Host -> sorted (action, name) pairs reported by crosshost.ambassador.apply."""
+        return dict((host, sorted((a["action"], a["name"])
                                   for a in r["result"].get("actions", [])))
                     for host, r in self.results_of("crosshost.ambassador.apply").items())
 

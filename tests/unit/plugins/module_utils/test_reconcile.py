@@ -19,7 +19,7 @@ def existing(ct, state="running", cid="id1"):
 
 def test_nothing_exists_everything_is_created_services_first():
     d = decide([planned(), planned("redis", role="service", side=None)], [])
-    assert [(a["action"], a["container"]) for a in d["actions"]] == [("create", "redis"), ("create", "redis_ambassador")]
+    assert [(a["action"], a["name"]) for a in d["actions"]] == [("create", "redis"), ("create", "redis_ambassador")]
 
 
 def test_up_to_date_running_container_is_left_alone():
@@ -47,7 +47,7 @@ def test_stopped_container_is_started_not_recreated():
 def test_owned_containers_no_longer_planned_are_removed_first():
     keep, gone = planned(), planned("web_ambassador", service="web")
     d = decide([keep], [existing(keep), existing(gone, cid="id2")])
-    assert d["actions"] == [{"action": "remove", "container": "web_ambassador", "id": "id2",
+    assert d["actions"] == [{"action": "remove", "kind": "container", "name": "web_ambassador", "id": "id2",
                              "reason": "no longer in the plan for this host"}]
 
 
