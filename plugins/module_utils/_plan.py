@@ -42,8 +42,8 @@ PROTOCOLS = ("tcp", "udp")
 
 # A service name is a container name, a DNS alias and (upper-cased) the prefix
 # of environment variables, so it must be valid as all three.
-_SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
-_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|npipe|http|https)://\S+$")
@@ -360,7 +360,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     for name in sorted(services, key=str):
         if not isinstance(name, str) or not _SERVICE_NAME.match(name):
             c.add("ambassador_services.%s" % (name,), "%r is not a valid service name" % (name,),
-                  "use 1-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit")
+                  "use 2-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit")
             continue
         other = folded.setdefault(env_prefix(name), name)
         if other != name:
