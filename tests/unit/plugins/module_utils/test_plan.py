@@ -137,9 +137,10 @@ def test_empty_topology_plans_nothing():
     ({"redis": {"host": "host2", "port": 1, "protocol": "sctp"}}, None, "ambassador_services.redis.protocol: 'sctp' is not a protocol"),
     ({"redis": {"host": "host2", "port": 1, "consumers": ["ghost"]}}, None,
      "ambassador_services.redis.consumers[0]: 'ghost' is neither an inventory host nor a group"),
-    ({"a": {"host": "host2", "port": 80, "consumers": ["host1"]}, "b": {"host": "host2", "port": 81, "published": 80,
-                                                                        "consumers": ["host1"]}}, None,
-     "ambassador_services.b.published: tcp port 80 on host2 is already published for service 'a'"),
+    ({"aa": {"host": "host2", "port": 80, "consumers": ["host1"]},
+      "bb": {"host": "host2", "port": 81, "published": 80, "consumers": ["host1"]}}, None,
+     "ambassador_services.bb.published: tcp port 80 on host2 is already published for service 'aa'"),
+    ({"r": {"host": "host2", "port": 1}}, None, "ambassador_services.r: 'r' is not a valid service name"),
     ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": ["nosuch"]}, "host2": {}},
      "host1: ambassador_consumes[0]: service 'nosuch' is not defined in ambassador_services"),
     ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": ["redis"]}, "host2": {}},
@@ -164,7 +165,7 @@ def test_invalid_topologies_name_the_variable_and_the_fix(services, settings, ex
 
 
 def test_every_problem_is_reported_at_once():
-    found = problems({"a": {"host": "nowhere", "port": 0}, "b": {"port": "x"}}, hosts(host1=["c"]))
+    found = problems({"aa": {"host": "nowhere", "port": 0}, "bb": {"port": "x"}}, hosts(host1=["cc"]))
     assert len(found) == 5, found
 
 
