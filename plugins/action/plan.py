@@ -29,7 +29,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts"))
+    _VALID_ARGS = frozenset(("services", "hosts", "placement"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -42,6 +42,7 @@ class ActionModule(ActionBase):
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
         hosts = args.get("hosts") or groups.get("all", [])
+        placement = args["placement"] if "placement" in args else task_vars.get("ambassador_placement_overrides")
         settings = {}
         for host in hosts:
             if host not in hostvars:
@@ -54,7 +55,8 @@ class ActionModule(ActionBase):
             settings[host] = entry
 
         try:
-            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts))
+            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts),
+                                  placement=placement)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result

@@ -329,7 +329,66 @@ def _host_settings(c, host, hv):
     return network, image, docker_host
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None):
+def parse_placement(value):
+    """Placement overrides as ``{service: host}``, from a mapping or from survey text.
+
+    ``value`` is what ``ambassador_placement_overrides`` holds: a mapping
+    (``{redis: host3}``, from extra vars or a playbook), or a string as an AWX
+    survey's text field passes it, ``"redis=host3"`` or ``"redis=host3, echo=host1"``
+    (commas or whitespace between pairs). None and ``""`` mean no override.
+
+    :returns: ``(overrides, problems)``; ``problems`` is a list of :class:`Problem`.
+    """
+    path = "ambassador_placement_overrides"
+    if value is None or value == "" or value == {}:
+        return {}, []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = []
+        for item in re.split(r"[\s,]+", value.strip()):
+            if not item:
+                continue
+            service, sep, host = item.partition("=")
+            if not sep or not service or not host:
+                return {}, [Problem(path, "%r is not service=host" % item,
+                                    "write e.g. redis=host3, or several pairs separated by commas")]
+            pairs.append((service, host))
+    else:
+        return {}, [Problem(path, "must be a mapping {service: host} or text service=host, got %s"
+                            % type(value).__name__, "write e.g. {redis: host3} or redis=host3")]
+    overrides, problems = {}, []
+    for service, host in pairs:
+        if not isinstance(service, str) or not isinstance(host, str) or not host:
+            problems.append(Problem("%s.%s" % (path, service), "%r is not a host name" % (host,),
+                                    "give the inventory host the service moves to"))
+        elif overrides.setdefault(service, host) != host:
+            problems.append(Problem("%s.%s" % (path, service), "is given twice (%s and %s)" % (overrides[service], host),
+                                    "give each service one host"))
+    return overrides, problems
+
+
+def _apply_placement(c, services, placement, known_hosts):
+    """``services`` with the placement overrides applied; unknown names are problems."""
+    overrides, problems = parse_placement(placement)
+    c.problems.extend(problems)
+    if not overrides:
+        return services
+    moved = dict(services)
+    for service in sorted(overrides):
+        host = overrides[service]
+        path = "ambassador_placement_overrides.%s" % service
+        if service not in services:
+            c.add(path, "service %r is not defined in ambassador_services" % service,
+                  "move one of: %s" % (", ".join(sorted(services, key=str)) or "(no services defined)"))
+        elif host not in known_hosts:
+            c.add(path, "host %r is not in the inventory" % host, "move the service to one of the inventory's hosts")
+        elif isinstance(services[service], dict):
+            moved[service] = dict(services[service], host=host)
+    return moved
+
+
+def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
@@ -338,6 +397,9 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
         ``network``, ``image`` and ``docker_host``. A plan is made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
+    :param placement: ``ambassador_placement_overrides``: services to place on
+        another host than their ``host`` says, ``{service: host}`` or survey text
+        (see :func:`parse_placement`). The move is validated like the rest.
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -354,6 +416,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
         c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % type(services).__name__,
               "write e.g. {redis: {host: host2, port: 6379}}")
         raise TopologyError(c.problems)
+    services = _apply_placement(c, services, placement, known)
 
     normalised = {}
     folded = {}

@@ -54,6 +54,15 @@ options:
         (their services' addresses are needed); only the play's hosts are then reconciled.
     type: list
     elements: str
+  placement:
+    description:
+      - Services to run on another host than their C(host) setting says, without editing the inventory.
+        Defaults to the variable C(ambassador_placement_overrides).
+      - A mapping C({redis: host3}), or text as an AWX survey passes it, C(redis=host3) or
+        C(redis=host3,echo=host1). Empty text or an empty mapping moves nothing.
+      - Each named service must be defined and each host be an inventory host; otherwise the task fails
+        like for any other invalid topology, naming C(ambassador_placement_overrides.<service>).
+    type: raw
 seealso:
   - module: crosshost.ambassador.apply
   - role: crosshost.ambassador.topology
@@ -64,6 +73,12 @@ EXAMPLES = r"""
   crosshost.ambassador.plan:
   run_once: true
   register: topology
+
+- name: Plan as if redis ran on host3 (what an AWX survey answer "redis=host3" does)
+  crosshost.ambassador.plan:
+    placement: redis=host3
+  run_once: true
+  register: moved
 
 - name: Show host1's consumer environment
   ansible.builtin.debug:

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import (
-    DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, link_environment, plan_topology)
+    DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, link_environment, parse_placement, plan_topology)
 
 ADDR = {"host1": "10.0.0.1", "host2": "10.0.0.2", "host3": "10.0.0.3"}
 
@@ -178,3 +178,65 @@ def test_a_service_named_like_another_ambassador_is_refused():
 def test_link_environment_folds_dashes():
     env = link_environment("my-db", [5432], "tcp")
     assert env["MY_DB_PORT_5432_TCP_ADDR"] == "my-db"
+
+
+# ---- Placement overrides (ambassador_placement_overrides: extra vars, AWX surveys) ----
+
+REDIS = {"redis": {"host": "host2", "port": 6379, "image": "redis:7"}}
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, {}),
+    ("", {}),
+    ({}, {}),
+    ({"redis": "host3"}, {"redis": "host3"}),
+    ("redis=host3", {"redis": "host3"}),
+    (" redis=host3, echo=host1 ", {"redis": "host3", "echo": "host1"}),
+    ("redis=host3 echo=host1", {"redis": "host3", "echo": "host1"}),
+])
+def test_placement_is_read_from_a_mapping_or_survey_text(value, expected):
+    assert parse_placement(value) == (expected, [])
+
+
+@pytest.mark.parametrize("value, message", [
+    ("redis", "ambassador_placement_overrides: 'redis' is not service=host. Fix: write e.g. redis=host3"),
+    ("redis=", "ambassador_placement_overrides: 'redis=' is not service=host"),
+    (["redis=host3"], "ambassador_placement_overrides: must be a mapping {service: host} or text service=host, got list"),
+    ("redis=host3,redis=host1", "ambassador_placement_overrides.redis: is given twice (host3 and host1)"),
+    ({"redis": 3}, "ambassador_placement_overrides.redis: 3 is not a host name"),
+])
+def test_malformed_placement_is_a_problem(value, message):
+    overrides, found = parse_placement(value)
+    assert overrides == {} or "twice" in message
+    assert any(str(p).startswith(message) for p in found), found
+
+
+def test_a_placement_override_moves_the_service_and_its_ambassadors():
+    plans = plan_topology(REDIS, hosts(host1=["redis"]), placement="redis=host3")
+    assert by_name(plans["host3"])["redis"]["role"] == "service"
+    assert by_name(plans["host3"])["redis_ambassador"]["published"][0]["host_ip"] == ADDR["host3"]
+    assert "redis" not in by_name(plans["host2"])
+    assert by_name(plans["host1"])["redis_ambassador"]["command"] == [
+        "TCP-LISTEN:6379,fork,reuseaddr", "TCP:%s:6379" % ADDR["host3"]]
+    # The same as writing host: host3 in the inventory.
+    assert plans == plan_topology({"redis": dict(REDIS["redis"], host="host3")}, hosts(host1=["redis"]))
+
+
+def test_a_placement_override_to_the_current_host_changes_nothing():
+    assert plan_topology(REDIS, hosts(host1=["redis"]), placement={"redis": "host2"}) == \
+        plan_topology(REDIS, hosts(host1=["redis"]))
+
+
+def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_plan():
+    assert problems_with(REDIS, placement="redis=nosuchhost,cache=host1") == [
+        "ambassador_placement_overrides.cache: service 'cache' is not defined in ambassador_services. "
+        "Fix: move one of: redis.",
+        "ambassador_placement_overrides.redis: host 'nosuchhost' is not in the inventory. "
+        "Fix: move the service to one of the inventory's hosts.",
+    ]
+
+
+def problems_with(services, **kwargs):
+    with pytest.raises(TopologyError) as err:
+        plan_topology(services, hosts(host1=["redis"]), **kwargs)
+    return [str(p) for p in err.value.problems]
