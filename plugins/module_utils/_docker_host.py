@@ -152,3 +152,25 @@ class DockerHost(object):
             return
         except DockerException as exc:
             raise EngineError("removing container %s failed on the Docker engine at %s: %s" % (name, self.url, _reason(exc)))
+
+    def run_probe(self, image, network, entrypoint, command, environment, timeout, labels):
+        """Run a short-lived container on ``network`` until it exits; return ``(exit code, output)``.
+
+        The container is always removed, also when it does not finish in ``timeout`` seconds.
+        """
+        host_config = self.api.create_host_config(network_mode=network)
+        created = self._call("creating a probe container", self.api.create_container, image=image,
+                             entrypoint=entrypoint, command=command, environment=environment, labels=labels,
+                             host_config=host_config)
+        container_id = created["Id"]
+        try:
+            self._call("starting the probe container", self.api.start, container_id)
+            try:
+                status = self.api.wait(container_id, timeout=timeout)
+            except Exception as exc:  # the SDK raises a requests timeout, not a DockerException
+                raise EngineError("the probe container did not finish within %d seconds on the Docker engine at %s (%s)"
+                                  % (timeout, self.url, exc))
+            output = self._call("reading the probe's output", self.api.logs, container_id, stdout=True, stderr=True)
+            return status.get("StatusCode", -1), output.decode("utf-8", "replace")
+        finally:
+            self.remove(container_id, "probe")

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: probe
+short_description: Connect to a service by its name from a short-lived container on a Docker host's ambassador network
+version_added: 0.1.0
+description:
+  - Starts a throw-away container on the network that services, ambassadors and consumers share on one Docker host,
+    connects from it to C(<service>:<port>) the way a consumer container does (through the consumer-side ambassador
+    when the service runs on another host), sends O(send) and returns what came back.
+  - Fails when the connection fails, or when O(expect) is given and is not in the answer. Use it to prove that a
+    topology works end to end (Molecule's verify, a smoke test after site.yml).
+  - The container runs C(/bin/sh) and C(socat) from O(image); the ambassador image has both. It is removed afterwards,
+    also on failure or timeout, so nothing is left on the host.
+author:
+  - crosshost.ambassador maintainers
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+attributes:
+  check_mode:
+    support: full
+    description: Runs the probe in check mode too; it leaves nothing behind.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Never reports a change.
+options:
+  docker_host:
+    description: The Docker API URL of the host to probe from (C(ambassador_docker_host)).
+    type: str
+    required: true
+  network:
+    description: The shared network (C(ambassador_network)).
+    type: str
+    default: ambassador
+  image:
+    description: An image with C(/bin/sh) and C(socat), already on the engine; normally C(ambassador_image).
+    type: str
+    required: true
+  service:
+    description: The name to connect to, as consumer containers do (the service's name).
+    type: str
+    required: true
+  port:
+    description: The service port.
+    type: int
+    required: true
+  protocol:
+    description: C(tcp), or C(udp) (a datagram is sent and one answer awaited).
+    type: str
+    choices: [tcp, udp]
+    default: tcp
+  send:
+    description: What to send once connected (e.g. C("PING\r\n") for redis). Nothing by default.
+    type: str
+    default: ""
+  expect:
+    description: Text that must occur in the answer; without it, a successful connection is enough.
+    type: str
+  timeout:
+    description: Seconds to wait for the answer (and, times three, for the whole probe).
+    type: int
+    default: 5
+seealso:
+  - module: crosshost.ambassador.apply
+"""
+
+EXAMPLES = r"""
+- name: Redis on another host answers PING, from host1, by its name
+  crosshost.ambassador.probe:
+    docker_host: "{{ ambassador_docker_host }}"
+    image: "{{ ambassador_image }}"
+    service: redis
+    port: 6379
+    send: "PING\r\n"
+    expect: "+PONG"
+  retries: 5
+  delay: 1
+  register: probe
+  until: probe is succeeded
+"""
+
+RETURN = r"""
+received:
+  description: What the service answered (stdout and stderr of the probe's socat).
+  returned: always
+  type: str
+  sample: "+PONG\r\n"
+exit_code:
+  description: Exit code of the probe container (0 when the connection worked).
+  returned: always
+  type: int
+  sample: 0
+target:
+  description: The address the probe connected to.
+  returned: always
+  type: str
+  sample: redis:6379
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+
+# The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
+# answer after sending.
+PROBE_SCRIPT = 'printf "%s" "$PROBE_SEND" | socat -t "$PROBE_TIMEOUT" -T "$PROBE_TIMEOUT" - "$PROBE_ADDRESS"'
+PROBE_LABEL = "crosshost.ambassador.probe"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            docker_host=dict(type="str", required=True),
+            network=dict(type="str", default="ambassador"),
+            image=dict(type="str", required=True),
+            service=dict(type="str", required=True),
+            port=dict(type="int", required=True),
+            protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+            send=dict(type="str", default=""),
+            expect=dict(type="str"),
+            timeout=dict(type="int", default=5),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    p = module.params
+    target = "%s:%d" % (p["service"], p["port"])
+    address = ("UDP:%s" if p["protocol"] == "udp" else "TCP:%s") % target
+    env = {"PROBE_SEND": p["send"], "PROBE_TIMEOUT": str(p["timeout"]), "PROBE_ADDRESS": address}
+    where = "from network %s on the Docker engine at %s" % (p["network"], p["docker_host"])
+    try:
+        engine = DockerHost(p["docker_host"], timeout=p["timeout"] * 3 + 10)
+        code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
+                                          p["timeout"] * 3, {PROBE_LABEL: "true"})
+    except EngineError as exc:
+        module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1)
+    result = dict(changed=False, received=received, exit_code=code, target=target)
+    if code != 0:
+        module.fail_json(msg="cannot connect to %s %s: %s" % (target, where, received.strip() or "exit code %d" % code),
+                         **result)
+    if p["expect"] is not None and p["expect"] not in received:
+        module.fail_json(msg="%s answered %r %s, which does not contain %r" % (target, received, where, p["expect"]),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
