@@ -82,7 +82,7 @@ def render_dot(plans, actions=None, title=None):
     :param title: optional caption of the picture.
     """
     actions = actions or {}
-    caption = "\n".join(part for part in (title, LEGEND if actions else None) if part)
+    caption = "\n".join(part for part in (title, LEGEND if any(actions.values()) else None) if part)
     providers = _provider_of(plans)
     lines = [
         "digraph topology {",

@@ -48,8 +48,9 @@ def test_every_path_runs_apps_consumer_ambassador_endpoint_provider_ambassador_s
     assert "alias redis" in node_line(dot, "host1/redis_ambassador")
     assert "your container" in node_line(dot, "host3/bind") and "dashed" in node_line(dot, "host3/bind")
     assert 'label="host2  (10.0.0.2)"' in dot and 'label="lab"' in dot
-    # No change overlay without actions.
+    # No change overlay without actions, nor when the next run does nothing.
     assert "[create]" not in dot and "next run" not in dot
+    assert render_dot(plan_topology(SERVICES, HOSTS), {"host1": [], "host2": []}, title="lab") == dot
 
 
 def test_before_a_move_the_containers_the_next_run_touches_are_marked():
