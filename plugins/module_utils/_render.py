@@ -99,9 +99,9 @@ def render_dot(plans, actions=None, title=None):
         done = dict((a["name"], a["action"]) for a in actions.get(host, []) if a.get("kind", "container") == "container")
         planned = dict((c["name"], c) for c in plan["containers"])
         addresses = sorted(set(p["host_ip"] for c in plan["containers"] for p in c.get("published") or []))
-        caption = host if not addresses else "%s  (%s)" % (host, ", ".join(addresses))
+        host_caption = host if not addresses else "%s  (%s)" % (host, ", ".join(addresses))
         lines.append("  subgraph %s {" % _quote("cluster_%d" % index))
-        lines.append("    graph %s;" % _attrs(label=caption, style="rounded", color="#6c757d", fontsize="13"))
+        lines.append("    graph %s;" % _attrs(label=host_caption, style="rounded", color="#6c757d", fontsize="13"))
         if plan.get("consumes"):
             lines.append("    %s %s;" % (_node_id(host, "apps"), _attrs(
                 label="consumer containers\non network %s\n(uses %s)" % (plan["network"], ", ".join(plan["consumes"])),
