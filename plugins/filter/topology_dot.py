@@ -18,7 +18,7 @@ description:
     M(crosshost.ambassador.apply) reports in check mode before a move) are coloured; removed ones are drawn dashed.
   - Render the text with C(dot -Tsvg) (Debian package C(graphviz)); C(playbooks/graph.yml) does it all.
 author:
-  - crosshost.ambassador maintainers
+  - crosshost.ambassador maintainers (@crosshost)
 options:
   _input:
     description: Inventory hostname to that host's plan, as in the C(plans) result of M(crosshost.ambassador.plan).

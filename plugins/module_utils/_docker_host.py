@@ -106,10 +106,9 @@ class DockerHost(object):
     def create(self, spec):
         """Create and start the container ``spec`` describes; return its id."""
         api = self.api
-        protocol_port = lambda p: "%d/%s" % (p["port"], p["protocol"])
         port_bindings = {}
         for p in spec["published"]:
-            port_bindings.setdefault(protocol_port(p), []).append((p["host_ip"], p["host_port"]))
+            port_bindings.setdefault("%d/%s" % (p["port"], p["protocol"]), []).append((p["host_ip"], p["host_port"]))
         host_config = api.create_host_config(
             port_bindings=port_bindings or None,
             restart_policy={"Name": spec["restart_policy"]},

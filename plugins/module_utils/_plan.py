@@ -154,7 +154,9 @@ def _port_list(c, path, value, what):
     if isinstance(value, list) and not value:
         c.add(path, "the list of %s is empty" % what, "list at least one port, or remove the key")
         return None
-    ok = all([_check_port(c, "%s[%d]" % (path, i) if isinstance(value, list) else path, v) for i, v in enumerate(items)])
+    # Check every port (a list, not a generator: each problem is recorded, not only the first).
+    checks = [_check_port(c, "%s[%d]" % (path, i) if isinstance(value, list) else path, v) for i, v in enumerate(items)]
+    ok = all(checks)
     if ok and len(set(items)) != len(items):
         c.add(path, "%s %s are listed more than once" % (what, sorted(set(p for p in items if items.count(p) > 1))),
               "list each port once")

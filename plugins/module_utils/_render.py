@@ -157,8 +157,7 @@ def render_dot(plans, actions=None, title=None):
             label="network\n%s" % endpoint, shape="ellipse", style="filled", fillcolor="#e7ecf5",
             color=NETWORK_COLOUR, fontcolor=NETWORK_COLOUR)))
         for provider in sorted(endpoints[endpoint]):
-            edges.append((_quote(endpoint), provider, {"color": NETWORK_COLOUR, "penwidth": "1.6",
-                                                      "label": "published"}))
+            edges.append((_quote(endpoint), provider, {"color": NETWORK_COLOUR, "penwidth": "1.6", "label": "published"}))
     for tail, head, attrs in edges:
         lines.append("  %s -> %s %s;" % (tail, head, _attrs(**attrs)))
     lines.append("}")

@@ -22,7 +22,7 @@ description:
     container it does not own is an error, and then nothing at all is changed on the host.
   - Removing a container keeps its volumes. The shared network is never removed.
 author:
-  - crosshost.ambassador maintainers
+  - crosshost.ambassador maintainers (@crosshost)
 requirements:
   - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
 attributes:
@@ -162,7 +162,6 @@ options:
     default: 60
 seealso:
   - module: crosshost.ambassador.plan
-  - role: crosshost.ambassador.topology
 """
 
 EXAMPLES = r"""

@@ -28,7 +28,7 @@ description:
   - The advertise address of a host is C(ambassador_advertise_address), else C(ansible_host), else the
     gathered default IPv4 address; it is needed only for hosts whose services have remote consumers.
 author:
-  - crosshost.ambassador maintainers
+  - crosshost.ambassador maintainers (@crosshost)
 attributes:
   check_mode:
     support: full
@@ -58,14 +58,13 @@ options:
     description:
       - Services to run on another host than their C(host) setting says, without editing the inventory.
         Defaults to the variable C(ambassador_placement_overrides).
-      - A mapping C({redis: host3}), or text as an AWX survey passes it, C(redis=host3) or
-        C(redis=host3,echo=host1). Empty text or an empty mapping moves nothing.
+      - "A mapping C({redis: host3}), or text as an AWX survey passes it, C(redis=host3) or
+        C(redis=host3,echo=host1). Empty text or an empty mapping moves nothing."
       - Each named service must be defined and each host be an inventory host; otherwise the task fails
         like for any other invalid topology, naming C(ambassador_placement_overrides.<service>).
     type: raw
 seealso:
   - module: crosshost.ambassador.apply
-  - role: crosshost.ambassador.topology
 """
 
 EXAMPLES = r"""

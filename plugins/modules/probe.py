@@ -19,7 +19,7 @@ description:
   - The container runs C(/bin/sh) and C(socat) from O(image); the ambassador image has both. It is removed afterwards,
     also on failure or timeout, so nothing is left on the host.
 author:
-  - crosshost.ambassador maintainers
+  - crosshost.ambassador maintainers (@crosshost)
 requirements:
   - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
 attributes:
@@ -28,6 +28,7 @@ attributes:
     description: Runs the probe in check mode too; it leaves nothing behind.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
     description: Never reports a change.

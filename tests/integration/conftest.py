@@ -59,7 +59,8 @@ def ansible_playbook(args, tmpdir):
         "ANSIBLE_NOCOLOR": "1",
     })
     proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook")] + list(args), cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900,
+                          check=False)
     record = {}
     if os.path.exists(record_file):
         with open(record_file) as handle:
@@ -147,7 +148,7 @@ class Lab(object):
 def exec_ok(container, cmd, attempts=10, expect=None):
     """Run cmd in container until it succeeds (bounded); return its output."""
     output = b""
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         code, output = container.exec_run(cmd)
         text = output.decode("utf-8", "replace").strip()
         if code == 0 and (expect is None or text == expect):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build a small, deterministic root filesystem tarball for `docker import`.
 
 The lab has no container registry, so its images are made from binaries
@@ -165,7 +164,7 @@ def build_tree(args):
     binaries = []
 
     for spec in args.binary:
-        src, _, dest = spec.partition("=")
+        src, dest = spec.partition("=")[::2]
         dest = norm(dest or src)
         real = os.path.realpath(src)  # e.g. redis-server -> redis-check-rdb: store the real file under the given name
         if not os.path.isfile(real):
@@ -191,7 +190,7 @@ def build_tree(args):
             tree.add(lib, ("file", source_mode(real), real))
 
     for spec in args.dir:
-        path, _, mode = spec.partition(":")
+        path, mode = spec.partition(":")[::2]
         tree.add(path, ("dir", parse_mode(mode, path) if mode else 0o755), replace=True)
 
     for path, mode, content in args.file:
@@ -219,7 +218,7 @@ def sha256_file(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output", required=True, help="tarball to write")
     parser.add_argument("--binary", action="append", default=[], metavar="SRC[=DEST]",
                         help="binary to copy (symlinks resolved), with its ldd libraries")
