@@ -35,8 +35,10 @@ attributes:
     description: Changes nothing in any mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
   idempotent:
     support: full
+    description: The same inventory gives the same plans.
 options:
   services:
     description:
