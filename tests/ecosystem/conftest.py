@@ -33,4 +33,3 @@ def clean_dir(tmp_path):
     path = tmp_path / "work"
     path.mkdir()
     return path
-

@@ -14,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 LOWEST_BIN = os.path.join(ROOT, ".venv-lowest", "bin")
 AWX_LAB_VARS = os.path.join(ROOT, "playbooks", "vars", "lab_awx.yml")
+# An empty ansible.cfg for runs of the installed collection (not the checkout's).
+CLEAN_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clean.cfg")
 
 
 class Result(object):
@@ -44,4 +46,3 @@ def committed_tree(dest):
     archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", "HEAD"], stdout=subprocess.PIPE, check=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return str(dest)
-CLEAN_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clean.cfg")
