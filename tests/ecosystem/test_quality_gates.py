@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -12,7 +13,11 @@ from ecosystem_helpers import LOWEST_BIN, ROOT, run
 
 def test_ansible_test_sanity_and_units_pass_on_the_committed_collection():
     result = run([os.path.join(ROOT, "scripts", "ansible-test"), "all"], timeout=1200).ok()
-    assert "passed" in result.output.splitlines()[-1] or " passed" in result.output
+    assert 'Running sanity test "validate-modules"' in result.output and "FATAL" not in result.output
+    # ansible-test units ran the unit tests (all of them: the same count as pytest finds).
+    (units,) = re.findall(r"^=+ (\d+) passed", result.output, re.M)
+    collected = run(["python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/unit"]).ok()
+    assert "%s tests collected" % units in collected.output
 
 
 def test_ansible_lint_passes_with_the_production_profile():
