@@ -13,6 +13,8 @@ from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import 
 HOST_VARIABLES = (
     ("ambassador_consumes", "consumes"),
     ("ambassador_advertise_address", "advertise_address"),
+    ("ambassador_bind_address", "bind_address"),
+    ("ambassador_source_address", "source_address"),
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
     ("ambassador_docker_host", "docker_host"),

@@ -116,6 +116,11 @@ class DockerHost(object):
             init=True if spec["init"] else None,
             binds=list(spec["volumes"]) or None,
             network_mode=spec["network"],
+            read_only=spec["read_only"] or None,
+            cap_drop=list(spec["cap_drop"]) or None,
+            security_opt=list(spec["security_opt"]) or None,
+            mem_limit=spec["memory"] or None,
+            pids_limit=spec["pids_limit"] or None,
         )
         networking_config = api.create_networking_config({
             spec["network"]: api.create_endpoint_config(aliases=list(spec["aliases"]) or None),
@@ -127,6 +132,7 @@ class DockerHost(object):
             entrypoint=spec["entrypoint"],
             command=spec["command"],
             environment=dict(spec["env"]) or None,
+            user=spec["user"] or None,
             labels=labels_for(spec),
             ports=[(p["port"], p["protocol"]) for p in spec["published"]] or None,
             host_config=host_config,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
@@ -34,6 +35,21 @@ DEFAULT_IMAGE = "docker.io/alpine/socat:1.8.0.3"
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 RESTART_POLICY = "unless-stopped"
 AMBASSADOR_SUFFIX = "_ambassador"
+
+# Ambassadors run with the least they need: socat forwards bytes as an
+# unprivileged user (Docker lets containers bind low ports without privileges),
+# on a read-only root filesystem, with no capabilities and bounded resources.
+AMBASSADOR_HARDENING = {
+    "user": "65534:65534",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "memory": 256 * 1024 * 1024,
+    "pids_limit": 1024,
+}
+# Service containers are the user's application: run as their image says.
+SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
+                    "pids_limit": None}
 
 SERVICE_KEYS = frozenset(
     ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers")
@@ -103,13 +119,38 @@ def link_environment(service, ports, protocol):
     return env
 
 
-def socat_forward(protocol, listen_port, target_host, target_port):
-    """The two socat addresses that forward one port."""
-    if ":" in target_host:  # an IPv6 literal
-        target_host = "[%s]" % target_host
+def _bracket(address):
+    return "[%s]" % address if ":" in address else address
+
+
+def _socat_escape(text):
+    """Escape what socat's address parser would take for itself (':' ',' ';' brackets...)."""
+    for char in "\\:,;!()[]{}'\"":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def socat_forward(protocol, listen_port, target_host, target_port, allow=()):
+    """The two socat addresses that forward one port, accepting only peers in ``allow``.
+
+    One allowed peer is checked by socat itself (``range=``); several by a shell
+    test of the peer address socat hands to the forked child, which then
+    connects on. An empty ``allow`` accepts every peer (consumer-side ambassadors,
+    reached only on their host's network).
+    """
     if protocol == "udp":
-        return ["UDP-RECVFROM:%d,fork,reuseaddr" % listen_port, "UDP-SENDTO:%s:%d" % (target_host, target_port)]
-    return ["TCP-LISTEN:%d,fork,reuseaddr" % listen_port, "TCP:%s:%d" % (target_host, target_port)]
+        listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
+        connect = "UDP-SENDTO:%s:%d" % (_bracket(target_host), target_port)
+    else:
+        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
+        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
+    allow = sorted(set(allow))
+    if len(allow) == 1:
+        listen += ",range=%s/%d" % (_bracket(allow[0]), 128 if ":" in allow[0] else 32)
+    elif allow:
+        test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
+        connect = "SYSTEM:" + _socat_escape("test %s && exec socat - %s" % (test, connect))
+    return [listen, connect]
 
 
 def socat_process(forwards):
@@ -121,7 +162,8 @@ def socat_process(forwards):
     """
     if len(forwards) == 1:
         return ["socat"], list(forwards[0]), False
-    script = " & ".join("socat %s %s" % (listen, connect) for listen, connect in forwards) + " & wait"
+    script = " & ".join("socat %s %s" % (shlex.quote(listen), shlex.quote(connect))
+                        for listen, connect in forwards) + " & wait"
     return ["/bin/sh", "-c"], [script], True
 
 
@@ -288,6 +330,50 @@ def _normalise_service(c, name, spec, known_hosts, groups):
     }
 
 
+def _ip(value):
+    try:
+        return ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _provider_addresses(c, host, hv):
+    """(advertise address, bind address) of a host whose services have remote consumers."""
+    advertise = _check_address(c, host, hv)
+    bind = hv.get("bind_address")
+    path = "%s: ambassador_bind_address" % host
+    if bind is None or bind == "":
+        if advertise is not None and _ip(advertise) is None:
+            c.add(path, "is not set and the advertise address %r is a name, not an IP, so there is no address to "
+                  "publish on" % advertise, "set ambassador_bind_address for %s to the IP of the interface other "
+                  "hosts reach (0.0.0.0 publishes on every interface)" % host)
+            return advertise, None
+        return advertise, advertise
+    if _ip(bind) is None:
+        c.add(path, "%r is not an IP address" % (bind,), "use the IP of an interface of %s, or 0.0.0.0 for all" % host)
+        return advertise, None
+    return advertise, bind
+
+
+def _source_address(c, host, hv):
+    """The IP a consumer host's connections come from, for providers' allow-lists."""
+    source = hv.get("source_address")
+    if source is None or source == "":
+        advertise = hv.get("advertise_address")
+        if _ip(advertise) is not None and not _ip(advertise).is_unspecified:
+            return advertise
+        c.add("%s: ambassador_source_address" % host, "is not set and the advertise address %r is not an IP, yet "
+              "%s consumes services of other hosts, whose ambassadors accept only their consumers' addresses"
+              % (advertise, host), "set ambassador_source_address (or ambassador_advertise_address) for %s to the "
+              "IP its connections to other hosts come from" % host)
+        return None
+    if _ip(source) is None or _ip(source).is_unspecified:
+        c.add("%s: ambassador_source_address" % host, "%r is not an IP address" % (source,),
+              "use the IP that %s's connections to other hosts come from" % host)
+        return None
+    return source
+
+
 def _check_address(c, host, hv):
     addr = hv.get("advertise_address")
     path = "%s: ambassador_advertise_address" % host
@@ -335,7 +421,9 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     :param services: the value of ``ambassador_services`` (service name -> spec).
     :param hosts: inventory hostname -> that host's settings, a dict with the
         optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
-        ``network``, ``image`` and ``docker_host``. A plan is made for each of them.
+        ``bind_address``, ``source_address``, ``network``, ``image`` and
+        ``docker_host`` (each the ``ambassador_`` variable of that name). A plan is
+        made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
@@ -391,14 +479,20 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     # Services placed on hosts without a plan (outside the play) still need an
     # address when consumed elsewhere; the caller passes those hosts in `hosts`.
     addresses = {}
+    sources = {}
     published_on = {}
     for name in sorted(normalised):
         svc = normalised[name]
         provider = svc["host"]
         remote = sorted(h for h, wanted in consumes.items() if name in wanted and h != provider)
         svc["remote_consumers"] = remote
+        svc["allow"] = []
         if remote and provider not in addresses:
-            addresses[provider] = _check_address(c, provider, hosts.get(provider) or {})
+            addresses[provider] = _provider_addresses(c, provider, hosts.get(provider) or {})
+        for consumer in remote:
+            if consumer not in sources:
+                sources[consumer] = _source_address(c, consumer, hosts.get(consumer) or {})
+            svc["allow"].append(sources[consumer])
         if remote:
             for port in svc["published"]:
                 key = (port, svc["protocol"])
@@ -441,10 +535,11 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "published": [],
                     "init": False,
                 })
+                containers[-1].update(SERVICE_DEFAULTS)
             local_alias = svc["container"] != name and name in consumed
             if svc["remote_consumers"] or local_alias:
-                address = addresses.get(host)
-                forwards = [socat_forward(protocol, p, svc["container"], p) for p in ports]
+                bind = addresses[host][1] if svc["remote_consumers"] else None
+                forwards = [socat_forward(protocol, p, svc["container"], p, allow=svc["allow"]) for p in ports]
                 entrypoint, command, init = socat_process(forwards)
                 containers.append({
                     "name": ambassador_name(name),
@@ -459,13 +554,14 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "aliases": [name] if local_alias else [],
                     "target": svc["container"],
                     "published": [
-                        {"host_ip": address, "host_port": pub, "port": p, "protocol": protocol}
+                        {"host_ip": bind, "host_port": pub, "port": p, "protocol": protocol}
                         for p, pub in zip(ports, svc["published"])
                     ] if svc["remote_consumers"] else [],
                     "init": init,
                 })
+                containers[-1].update(AMBASSADOR_HARDENING)
         elif name in consumed:
-            address = addresses[provider]
+            address = addresses[provider][0]
             forwards = [socat_forward(protocol, p, address, pub) for p, pub in zip(ports, svc["published"])]
             entrypoint, command, init = socat_process(forwards)
             prefix = env_prefix(name)
@@ -484,6 +580,7 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                 "published": [],
                 "init": init,
             })
+            containers[-1].update(AMBASSADOR_HARDENING)
         if name in consumed:
             environment.update(link_environment(name, ports, protocol))
 

@@ -26,7 +26,8 @@ SIDE_LABEL = LABEL_PREFIX + "side"
 
 # What makes up a container: any change here means the container is recreated.
 SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy")
+             "network", "aliases", "published", "init", "restart_policy",
+             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit")
 
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")
@@ -41,6 +42,9 @@ def container_spec(planned):
     spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
                                key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
     spec["init"] = bool(spec["init"])
+    spec["read_only"] = bool(spec["read_only"])
+    spec["cap_drop"] = sorted(spec["cap_drop"] or [])
+    spec["security_opt"] = sorted(spec["security_opt"] or [])
     return spec
 
 

@@ -137,6 +137,29 @@ options:
             description: Docker restart policy.
             type: str
             default: unless-stopped
+          user:
+            description: User (C(uid:gid)) the container runs as, or null for the image's own.
+            type: str
+          read_only:
+            description: Mount the container's root filesystem read-only.
+            type: bool
+            default: false
+          cap_drop:
+            description: Linux capabilities to drop (ambassadors drop C(ALL)).
+            type: list
+            elements: str
+            default: []
+          security_opt:
+            description: Security options, e.g. C(no-new-privileges:true).
+            type: list
+            elements: str
+            default: []
+          memory:
+            description: Memory limit in bytes, or null for none.
+            type: int
+          pids_limit:
+            description: Most processes the container may run (socat forks one per connection), or null for none.
+            type: int
           target:
             description:
               - For a provider-side ambassador, the container it forwards to. When no planned container
@@ -346,6 +369,12 @@ def main():
                     init=dict(type="bool", default=False),
                     restart_policy=dict(type="str", default="unless-stopped"),
                     target=dict(type="str"),
+                    user=dict(type="str"),
+                    read_only=dict(type="bool", default=False),
+                    cap_drop=dict(type="list", elements="str", default=[]),
+                    security_opt=dict(type="list", elements="str", default=[]),
+                    memory=dict(type="int"),
+                    pids_limit=dict(type="int"),
                 )),
                 consumes=dict(type="list", elements="str", default=[]),
                 provides=dict(type="list", elements="str", default=[]),

@@ -40,8 +40,14 @@ def test_classic_redis_on_host2_consumed_from_host1():
     assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
-    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:redis:6379"]
+    # Only host1, the one consumer, may connect; the port is published on the advertise address only.
+    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,range=10.0.0.1/32", "TCP:redis:6379"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
+    # Ambassadors run hardened; the service container runs as its image says.
+    for ct in (amb, pamb):
+        assert ct["user"] == "65534:65534" and ct["read_only"] is True and ct["cap_drop"] == ["ALL"]
+        assert ct["security_opt"] == ["no-new-privileges:true"] and ct["memory"] > 0 and ct["pids_limit"] > 0
+    assert provider["redis"]["user"] is None and provider["redis"]["cap_drop"] == []
 
     assert plans["host3"]["containers"] == []
     assert plans["host1"]["consumes"] == ["redis"] and plans["host2"]["provides"] == ["redis"]
@@ -116,6 +122,32 @@ def test_host_settings_and_ipv6_advertise_address():
     assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379"
 
 
+def test_several_consumers_are_allowed_by_a_peer_address_check():
+    plans = plan_topology({"echo": {"host": "host1", "port": 7, "consumers": ["host3", "host2"]}}, hosts())
+    listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
+    assert listen == "TCP-LISTEN:7,fork,reuseaddr"
+    assert connect == ("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 "
+                       "&& exec socat - TCP\\:echo\\:7")
+
+
+def test_source_and_bind_addresses_override_the_advertise_address():
+    settings = hosts(host1=["redis"])
+    settings["host1"]["source_address"] = "192.0.2.1"
+    settings["host2"].update(advertise_address="db.example.net", bind_address="0.0.0.0")
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
+    pamb = by_name(plans["host2"])["redis_ambassador"]
+    assert pamb["command"][0].endswith(",range=192.0.2.1/32")
+    assert pamb["published"][0]["host_ip"] == "0.0.0.0"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:db.example.net:6379"
+
+
+def test_several_ports_quote_each_socat_address_for_the_shell():
+    plans = plan_topology({"web": {"host": "host1", "ports": [80, 443], "consumers": ["host2", "host3"]}}, hosts())
+    (script,) = by_name(plans["host1"])["web_ambassador"]["command"]
+    assert script.startswith("socat TCP-LISTEN:80,fork,reuseaddr 'SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o "
+                             "$SOCAT_PEERADDR = 10.0.0.3 && exec socat - TCP\\:web\\:80' & socat")
+
+
 def test_empty_topology_plans_nothing():
     plans = plan_topology({}, hosts())
     assert all(p["containers"] == [] for p in plans.values())
@@ -157,6 +189,15 @@ def test_empty_topology_plans_nothing():
      "host1: ambassador_consumes: must be a list of service name"),
     ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}}, {"host1": {}, "host2": {"advertise_address": "0.0.0.0"}},
      "host2: ambassador_advertise_address: 0.0.0.0 cannot be connected to"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "web1.example.net"}, "host2": {"advertise_address": "10.0.0.2"}},
+     "host1: ambassador_source_address: is not set and the advertise address 'web1.example.net' is not an IP"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "10.0.0.1"}, "host2": {"advertise_address": "db.example.net"}},
+     "host2: ambassador_bind_address: is not set and the advertise address 'db.example.net' is a name"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "10.0.0.1"}, "host2": {"advertise_address": "10.0.0.2", "bind_address": "eth0"}},
+     "host2: ambassador_bind_address: 'eth0' is not an IP address"),
 ])
 def test_invalid_topologies_name_the_variable_and_the_fix(services, settings, expected):
     found = problems(services, settings)
