@@ -76,6 +76,7 @@ class DockerHost(object):
                 "labels": summary.get("Labels") or {},
                 "state": summary.get("State"),
                 "image": summary.get("Image"),
+                "ports": summary.get("Ports") or [],
             })
         return found
 
@@ -141,18 +142,29 @@ class DockerHost(object):
         container_id = created["Id"]
         try:
             self.start(container_id, spec["name"])
-        except EngineError:
+        except EngineError as exc:
             # Leave nothing half-made behind (e.g. its published port is taken).
             self.remove(container_id, spec["name"])
-            raise
+            text = str(exc)
+            if spec["published"] and ("already in use" in text or "already allocated" in text):
+                text += (". Fix: stop what holds that port on the host (this collection leaves it alone), or give "
+                         "service %s another published port (ambassador_services.%s.published)"
+                         % (spec["service"], spec["service"]))
+            raise EngineError(text)
         return container_id
 
     def start(self, container_id, name):
         self._call("starting container %s" % name, self.api.start, container_id)
 
-    def remove(self, container_id, name):
-        """Stop and remove a container; its volumes are kept."""
+    def remove(self, container_id, name, stop_timeout=None):
+        """Remove a container, keeping its volumes.
+
+        With ``stop_timeout`` it is first stopped gracefully (SIGTERM, then SIGKILL
+        after that many seconds), so that a service can save its data.
+        """
         try:
+            if stop_timeout is not None:
+                self.api.stop(container_id, timeout=stop_timeout)
             self.api.remove_container(container_id, force=True, v=False)
         except NotFound:
             return

@@ -175,13 +175,21 @@ class _Collector(object):
         self.problems.append(Problem(path, message, fix))
 
 
+def _kind(value):
+    """The plain type name of a value (Ansible hands over its own subclasses of list, str...)."""
+    for kind in (bool, int, float, str, list, dict):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_port(c, path, value):
     if not _is_int(value):
-        c.add(path, "%r is not a port number (%s)" % (value, type(value).__name__),
+        c.add(path, "%r is not a port number (%s)" % (value, _kind(value)),
               "use an integer from 1 to 65535, without quotes")
         return False
     if not 1 <= value <= 65535:
@@ -208,7 +216,7 @@ def _string_list(c, path, value, what):
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, list):
-        c.add(path, "must be a list of %s, got %s" % (what, type(value).__name__),
+        c.add(path, "must be a list of %s, got %s" % (what, _kind(value)),
               "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))
         return []
     out = []
@@ -224,7 +232,7 @@ def _normalise_service(c, name, spec, known_hosts, groups):
     """Validate one service; return its normalised form or None."""
     path = "ambassador_services.%s" % name
     if not isinstance(spec, dict):
-        c.add(path, "must be a mapping of settings, got %s" % type(spec).__name__,
+        c.add(path, "must be a mapping of settings, got %s" % _kind(spec),
               "write e.g. {host: host2, port: 6379}")
         return None
     before = len(c.problems)
@@ -305,7 +313,10 @@ def _normalise_service(c, name, spec, known_hosts, groups):
 
     consumer_hosts = set()
     for i, ref in enumerate(_string_list(c, path + ".consumers", spec.get("consumers"), "host or group name")):
-        if ref in groups:
+        if ref == name and ref not in groups and ref not in known_hosts:
+            c.add("%s.consumers[%d]" % (path, i), "a service cannot consume itself",
+                  "list the hosts or groups whose containers use %s" % name)
+        elif ref in groups:
             consumer_hosts.update(groups[ref])
         elif ref in known_hosts:
             consumer_hosts.add(ref)
@@ -439,7 +450,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
               "define it (normally in group_vars/all); an empty mapping {} removes every ambassador")
         raise TopologyError(c.problems)
     if not isinstance(services, dict):
-        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % type(services).__name__,
+        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % _kind(services),
               "write e.g. {redis: {host: host2, port: 6379}}")
         raise TopologyError(c.problems)
 

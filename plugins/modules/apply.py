@@ -183,6 +183,12 @@ options:
     description: Seconds to wait for each Docker API call.
     type: int
     default: 60
+  stop_timeout:
+    description:
+      - Seconds a service container gets to stop after SIGTERM before it is killed, when it is removed
+        or recreated, so that it can save its data. Ambassadors are removed at once.
+    type: int
+    default: 10
 seealso:
   - module: crosshost.ambassador.plan
   - role: crosshost.ambassador.topology
@@ -271,9 +277,11 @@ class Reconciler(object):
 
         decision = decide(plan["containers"], existing)
         if decision["conflicts"]:
-            self.fail("container(s) %s exist but were not created by crosshost.ambassador (they lack the label "
-                      "crosshost.ambassador.managed=true); nothing was changed on this host. Fix: remove or rename "
-                      "those containers, or rename the service(s)" % ", ".join(decision["conflicts"]),
+            self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
+                      "crosshost.ambassador.managed=true) stand in the way, and it leaves them alone, so nothing "
+                      "was changed on this host. Fix: remove or rename those containers or free their ports, or "
+                      "rename the service(s) or change their published ports"
+                      % "; ".join(decision["conflicts"]),
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
@@ -321,15 +329,19 @@ class Reconciler(object):
         elif kind == "image":
             engine.pull(step["name"])
         elif action == "remove":
-            engine.remove(step["id"], step["name"])
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
         elif action == "recreate":
-            engine.remove(step["id"], step["name"])
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
             ids[step["name"]] = engine.create(step["spec"])
         elif action == "create":
             ids[step["name"]] = engine.create(step["spec"])
         elif action == "start":
             engine.start(step["id"], step["name"])
+
+    def _stop_timeout(self, role):
+        """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""
+        return self.module.params["stop_timeout"] if role == "service" else None
 
     def _warn_missing_targets(self, existing):
         present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])
@@ -381,6 +393,7 @@ def main():
                 environment=dict(type="dict", default={}),
             )),
             timeout=dict(type="int", default=60),
+            stop_timeout=dict(type="int", default=10),
         ),
         supports_check_mode=True,
     )

@@ -8,6 +8,7 @@ so tests do not depend on each other's leftovers.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -84,6 +85,10 @@ class Topology(object):
     def services(self):
         return self.vars["ambassador_services"]
 
+    def set_services(self, services):
+        self.vars["ambassador_services"] = services
+        return self.save()
+
     def save(self):
         with open(self._all, "w") as handle:
             yaml.safe_dump(self.vars, handle, default_flow_style=False)
@@ -134,6 +139,36 @@ class Lab(object):
 
     def owned(self, host):
         return sorted(c.name for c in self.client(host).containers.list(all=True, filters={"label": OWNER_LABEL}))
+
+    def up(self):
+        """(Re)start whatever part of the lab is down: playbooks/lab.yml is idempotent."""
+        run = ansible_playbook(["playbooks/lab.yml"], self.tmpdir)
+        assert run.rc == 0, run.output[-4000:]
+        self._clients = {}
+
+    def stop_engine(self, host, timeout=60):
+        """Stop a lab host's dockerd, as an operator or a crash would; lab.up() brings it back."""
+        pidfile = os.path.join("/run/crosshost-lab", host, "docker.pid")
+        with open(pidfile) as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                self._clients.pop(host, None)
+                return
+            time.sleep(0.2)
+        raise AssertionError("dockerd of %s (pid %d) did not stop within %ds" % (host, pid, timeout))
+
+    def in_namespace(self, host, argv):
+        """Start a process inside a lab host's network namespace (the caller stops it)."""
+        return subprocess.Popen(["nsenter", "--net=/run/netns/%s" % host] + list(argv),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def address(self, host):
+        return self.hosts[host]["ambassador_advertise_address"]
 
     def start_consumer(self, host, name, network="ambassador"):
         """An application container of the user's: not the collection's, never touched by it."""

@@ -125,7 +125,7 @@ def test_a_foreign_container_with_an_ambassador_name_is_left_alone_and_the_host_
         assert run.rc != 0
         assert run.failed_hosts() == ["host2"]
         msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
-        assert "echo_ambassador" in msg and "not created by crosshost.ambassador" in msg
+        assert "container echo_ambassador exists" in msg and "did not create" in msg and "Fix:" in msg
         assert lab.hosts["host2"]["ambassador_docker_host"] in msg
         foreign.reload()
         assert foreign.status == "running"

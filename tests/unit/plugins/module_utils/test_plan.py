@@ -219,3 +219,35 @@ def test_a_service_named_like_another_ambassador_is_refused():
 def test_link_environment_folds_dashes():
     env = link_environment("my-db", [5432], "tcp")
     assert env["MY_DB_PORT_5432_TCP_ADDR"] == "my-db"
+
+
+# The shared corpus of malformed topologies (tests/data), as the plan action
+# would hand them over for the lab's three hosts.
+import os  # noqa: E402
+
+import yaml  # noqa: E402
+
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
+with open(CORPUS) as _handle:
+    MALFORMED = yaml.safe_load(_handle)
+HOST_VARIABLE_KEYS = {
+    "ambassador_consumes": "consumes", "ambassador_advertise_address": "advertise_address",
+    "ambassador_bind_address": "bind_address", "ambassador_source_address": "source_address",
+    "ambassador_network": "network", "ambassador_image": "image", "ambassador_docker_host": "docker_host",
+}
+
+
+def test_the_corpus_is_large_and_its_ids_unique():
+    ids = [case["id"] for case in MALFORMED]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[case["id"] for case in MALFORMED])
+def test_malformed_topology(case):
+    settings = dict(("host%d" % i, {"advertise_address": "10.77.0.1%d" % i}) for i in (1, 2, 3))
+    for host, variables in (case.get("host_vars") or {}).items():
+        for var, value in variables.items():
+            settings[host][HOST_VARIABLE_KEYS[var]] = value
+    found = problems(case["services"], settings)
+    assert any(p.startswith(case["expect"]) for p in found), found
+    assert all(". Fix: " in p for p in found)
