@@ -202,3 +202,19 @@ def lab(tmp_path_factory):
 @pytest.fixture
 def topology(tmp_path):
     return Topology(tmp_path / "topology")
+
+
+def converge(lab, topology, *args):
+    """Run site.yml and insist that it succeeds."""
+    run = lab.site(topology, *args)
+    assert run.rc == 0, run.output[-6000:]
+    return run
+
+
+@pytest.fixture
+def consumer(lab, topology):
+    """The default topology converged and a user's redis-cli container on host1."""
+    converge(lab, topology)
+    container = lab.start_consumer("host1", "consumer")
+    yield container
+    container.remove(force=True)

@@ -3,8 +3,7 @@
 import socket
 import time
 
-from conftest import exec_ok
-from test_topology import converge
+from conftest import converge, exec_ok
 
 
 def talk_from_the_machine(address, port, payload, timeout=3):
