@@ -18,6 +18,7 @@ HOST_VARIABLES = (
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
     ("ambassador_docker_host", "docker_host"),
+    ("ambassador_tls_dir", "tls_dir"),
 )
 
 
@@ -31,7 +32,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts"))
+    _VALID_ARGS = frozenset(("services", "hosts", "tls"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -43,6 +44,7 @@ class ActionModule(ActionBase):
         groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
+        tls = args["tls"] if "tls" in args else task_vars.get("ambassador_tls", False)
         hosts = args.get("hosts") or groups.get("all", [])
         settings = {}
         for host in hosts:
@@ -56,7 +58,7 @@ class ActionModule(ActionBase):
             settings[host] = entry
 
         try:
-            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts))
+            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result
@@ -64,6 +66,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=False,
             plans=plans,
+            tls=any(plan["tls_dir"] for plan in plans.values()),
             summary={
                 "hosts": len(plans),
                 "services": len(services),

@@ -48,11 +48,18 @@ AMBASSADOR_HARDENING = {
     "pids_limit": 1024,
 }
 # Service containers are the user's application: run as their image says.
+# Mutual TLS between ambassadors: each host's CA certificate, certificate and key
+# are installed in its TLS directory and mounted read-only here.
+TLS_MOUNT = "/tls"
+DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
+TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
 SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
                     "pids_limit": None}
 
 SERVICE_KEYS = frozenset(
-    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers")
+    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
+     "tls")
 )
 PROTOCOLS = ("tcp", "udp")
 
@@ -130,8 +137,17 @@ def _socat_escape(text):
     return text
 
 
-def socat_forward(protocol, listen_port, target_host, target_port, allow=()):
+def _tls_options():
+    return "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
+
+
+def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
     """The two socat addresses that forward one port, accepting only peers in ``allow``.
+
+    ``tls`` makes the network side mutual TLS: ``"server"`` on a provider-side
+    ambassador (it listens with its certificate and demands a client certificate
+    from the same CA), or the provider's inventory hostname on a consumer-side
+    one (it connects with its certificate and checks the provider's name).
 
     One allowed peer is checked by socat itself (``range=``); several by a shell
     test of the peer address socat hands to the forked child, which then
@@ -141,6 +157,12 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=()):
     if protocol == "udp":
         listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
         connect = "UDP-SENDTO:%s:%d" % (_bracket(target_host), target_port)
+    elif tls == "server":
+        listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,%s" % (listen_port, _tls_options())
+        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
+    elif tls:
+        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
+        connect = "OPENSSL:%s:%d,%s,commonname=%s" % (_bracket(target_host), target_port, _tls_options(), tls)
     else:
         listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
         connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
@@ -181,6 +203,15 @@ def _kind(value):
         if isinstance(value, kind):
             return kind.__name__
     return type(value).__name__
+
+
+def _bool(value):
+    """True/False from a boolean, or from the words Ansible's -e and surveys pass (true/false/yes/no); else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+        return value.lower() in ("true", "yes", "on")
+    return None
 
 
 def _is_int(value):
@@ -311,6 +342,13 @@ def _normalise_service(c, name, spec, known_hosts, groups):
             c.add(path + ".container", "%r is not a valid container name" % (container,),
                   "use letters, digits, '_', '.' or '-', starting with a letter or digit")
 
+    tls = spec.get("tls")
+    if tls is not None and _bool(tls) is None:
+        c.add(path + ".tls", "%r is not true or false" % (tls,), "write tls: true or tls: false")
+    tls = _bool(tls)
+    if tls and spec.get("protocol", "tcp") == "udp":
+        c.add(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp")
+
     consumer_hosts = set()
     for i, ref in enumerate(_string_list(c, path + ".consumers", spec.get("consumers"), "host or group name")):
         if ref == name and ref not in groups and ref not in known_hosts:
@@ -338,6 +376,7 @@ def _normalise_service(c, name, spec, known_hosts, groups):
         "volumes": volumes,
         "container": container,
         "consumer_hosts": consumer_hosts,
+        "tls": tls,
     }
 
 
@@ -423,10 +462,14 @@ def _host_settings(c, host, hv):
     if not isinstance(docker_host, str) or not _DOCKER_HOST.match(docker_host):
         c.add("%s: ambassador_docker_host" % host, "%r is not a Docker API URL" % (docker_host,),
               "use e.g. unix:///var/run/docker.sock or tcp://host:2376")
-    return network, image, docker_host
+    tls_dir = hv.get("tls_dir") or DEFAULT_TLS_DIR % host
+    if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or ":" in tls_dir:
+        c.add("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
+              "use an absolute directory path without ':'")
+    return network, image, docker_host, tls_dir
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None):
+def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
@@ -437,6 +480,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
         made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
+    :param tls: ``ambassador_tls``: mutual TLS between ambassadors for every
+        service whose own ``tls`` setting does not say otherwise.
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -454,6 +499,9 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
               "write e.g. {redis: {host: host2, port: 6379}}")
         raise TopologyError(c.problems)
 
+    if _bool(tls) is None:
+        c.add("ambassador_tls", "%r is not true or false" % (tls,), "set ambassador_tls: true or false")
+    tls = bool(_bool(tls))
     normalised = {}
     folded = {}
     for name in sorted(services, key=str):
@@ -467,6 +515,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
                   % (env_prefix(name), other), "rename one of the two services")
         svc = _normalise_service(c, name, services[name], known, groups)
         if svc is not None:
+            if svc["tls"] is None:
+                svc["tls"] = tls and svc["protocol"] == "tcp"
             normalised[name] = svc
 
     # Each host's settings and consumed services.
@@ -517,6 +567,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     if not c.problems:
         for host in hosts:
             plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()), addresses)
+            plans[host]["advertise_address"] = (hosts[host] or {}).get("advertise_address")
     if c.problems:
         raise TopologyError(c.problems)
     return plans
@@ -524,7 +575,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
 
 def _host_plan(c, host, host_settings, services, consumed, addresses):
     """One host's plan: its network, the containers it must run and the consumers' environment."""
-    network, image, docker_host = host_settings
+    network, image, docker_host, tls_dir = host_settings
     containers = []
     environment = {}
     for name in sorted(services):
@@ -550,7 +601,8 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
             local_alias = svc["container"] != name and name in consumed
             if svc["remote_consumers"] or local_alias:
                 bind = addresses[host][1] if svc["remote_consumers"] else None
-                forwards = [socat_forward(protocol, p, svc["container"], p, allow=svc["allow"]) for p in ports]
+                tls = "server" if svc["tls"] and svc["remote_consumers"] else None
+                forwards = [socat_forward(protocol, p, svc["container"], p, allow=svc["allow"], tls=tls) for p in ports]
                 entrypoint, command, init = socat_process(forwards)
                 containers.append({
                     "name": ambassador_name(name),
@@ -569,11 +621,13 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                         for p, pub in zip(ports, svc["published"])
                     ] if svc["remote_consumers"] else [],
                     "init": init,
+                    "tls": bool(tls),
                 })
                 containers[-1].update(AMBASSADOR_HARDENING)
         elif name in consumed:
             address = addresses[provider][0]
-            forwards = [socat_forward(protocol, p, address, pub) for p, pub in zip(ports, svc["published"])]
+            tls = provider if svc["tls"] else None
+            forwards = [socat_forward(protocol, p, address, pub, tls=tls) for p, pub in zip(ports, svc["published"])]
             entrypoint, command, init = socat_process(forwards)
             prefix = env_prefix(name)
             containers.append({
@@ -590,6 +644,7 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                 "aliases": [name],
                 "published": [],
                 "init": init,
+                "tls": bool(tls),
             })
             containers[-1].update(AMBASSADOR_HARDENING)
         if name in consumed:
@@ -601,9 +656,14 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         if other != ct["service"]:
             c.add("ambassador_services.%s" % ct["service"], "its container name %r on %s is also the ambassador of "
                   "service %r" % (ct["name"], host, other), "rename service %s" % ct["service"])
+    uses_tls = False
     for ct in containers:
         ct["network"] = network
         ct["restart_policy"] = RESTART_POLICY
+        ct.setdefault("tls", False)
+        if ct["tls"]:
+            uses_tls = True
+            ct["volumes"] = ["%s:%s:ro" % (tls_dir, TLS_MOUNT)]
     return {
         "host": host,
         "docker_host": docker_host,
@@ -612,4 +672,5 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         "consumes": sorted(consumed),
         "provides": sorted(n for n, s in services.items() if s["host"] == host),
         "environment": dict(sorted(environment.items())),
+        "tls_dir": tls_dir if uses_tls else None,
     }

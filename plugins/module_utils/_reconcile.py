@@ -27,7 +27,7 @@ SIDE_LABEL = LABEL_PREFIX + "side"
 # What makes up a container: any change here means the container is recreated.
 SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
              "network", "aliases", "published", "init", "restart_policy",
-             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit")
+             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit", "tls_fingerprint")
 
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")

@@ -160,6 +160,12 @@ options:
           pids_limit:
             description: Most processes the container may run (socat forks one per connection), or null for none.
             type: int
+          tls:
+            description:
+              - The container speaks mutual TLS on the network side, with the files of the plan's C(tls_dir)
+                (mounted read-only at C(/tls)). It is recreated when O(tls_fingerprint) changes.
+            type: bool
+            default: false
           target:
             description:
               - For a provider-side ambassador, the container it forwards to. When no planned container
@@ -179,6 +185,17 @@ options:
         description: Link-style variables for this host's consumer containers (informational).
         type: dict
         default: {}
+      tls_dir:
+        description: Directory on the host holding C(ca.pem), C(cert.pem) and C(key.pem), or null.
+        type: str
+      advertise_address:
+        description: The host's advertise address (informational).
+        type: str
+  tls_fingerprint:
+    description:
+      - Identifies the TLS files in the plan's C(tls_dir) (as returned by M(crosshost.ambassador.tls)).
+        Part of the spec of every container that uses TLS, so that new files recreate them.
+    type: str
   timeout:
     description: Seconds to wait for each Docker API call.
     type: int
@@ -275,6 +292,8 @@ class Reconciler(object):
         except EngineError as exc:
             self.fail(str(exc))
 
+        for container in plan["containers"]:
+            container["tls_fingerprint"] = self.module.params["tls_fingerprint"] if container["tls"] else None
         decision = decide(plan["containers"], existing)
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
@@ -387,11 +406,15 @@ def main():
                     security_opt=dict(type="list", elements="str", default=[]),
                     memory=dict(type="int"),
                     pids_limit=dict(type="int"),
+                    tls=dict(type="bool", default=False),
                 )),
                 consumes=dict(type="list", elements="str", default=[]),
                 provides=dict(type="list", elements="str", default=[]),
                 environment=dict(type="dict", default={}),
+                tls_dir=dict(type="str"),
+                advertise_address=dict(type="str"),
             )),
+            tls_fingerprint=dict(type="str"),
             timeout=dict(type="int", default=60),
             stop_timeout=dict(type="int", default=10),
         ),

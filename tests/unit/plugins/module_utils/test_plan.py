@@ -148,6 +148,26 @@ def test_several_ports_quote_each_socat_address_for_the_shell():
                              "$SOCAT_PEERADDR = 10.0.0.3 && exec socat - TCP\\:web\\:80' & socat")
 
 
+def test_mutual_tls_between_ambassadors():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}, "dns": {"host": "host2", "port": 53,
+                                                                            "protocol": "udp", "consumers": ["host1"]}},
+                          hosts(host1=["redis"]), tls=True)
+    provider = by_name(plans["host2"])["redis_ambassador"]
+    assert provider["command"] == [
+        "OPENSSL-LISTEN:6379,fork,reuseaddr,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,verify=1,"
+        "range=10.0.0.1/32", "TCP:redis:6379"]
+    consumer = by_name(plans["host1"])["redis_ambassador"]
+    assert consumer["command"][1] == ("OPENSSL:10.0.0.2:6379,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,"
+                                      "verify=1,commonname=host2")
+    assert provider["tls"] and consumer["tls"] and provider["volumes"] == ["/etc/crosshost-ambassador/tls/host2:/tls:ro"]
+    # udp services stay plain; hosts without TLS ambassadors need no files.
+    assert not by_name(plans["host2"])["dns_ambassador"]["tls"]
+    assert plans["host2"]["tls_dir"] == "/etc/crosshost-ambassador/tls/host2" and plans["host3"]["tls_dir"] is None
+    # A service may opt out, and "true" from -e or a survey counts as true.
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379, "tls": False}}, hosts(host1=["redis"]), tls="true")
+    assert not by_name(plans["host1"])["redis_ambassador"]["tls"] and plans["host1"]["tls_dir"] is None
+
+
 def test_empty_topology_plans_nothing():
     plans = plan_topology({}, hosts())
     assert all(p["containers"] == [] for p in plans.values())
@@ -227,14 +247,12 @@ import os  # noqa: E402
 
 import yaml  # noqa: E402
 
+from ansible_collections.crosshost.ambassador.plugins.action.plan import HOST_VARIABLES  # noqa: E402
+
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
 with open(CORPUS) as _handle:
     MALFORMED = yaml.safe_load(_handle)
-HOST_VARIABLE_KEYS = {
-    "ambassador_consumes": "consumes", "ambassador_advertise_address": "advertise_address",
-    "ambassador_bind_address": "bind_address", "ambassador_source_address": "source_address",
-    "ambassador_network": "network", "ambassador_image": "image", "ambassador_docker_host": "docker_host",
-}
+HOST_VARIABLE_KEYS = dict(HOST_VARIABLES)
 
 
 def test_the_corpus_is_large_and_its_ids_unique():
