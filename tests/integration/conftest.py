@@ -89,6 +89,35 @@ class Topology(object):
         self.vars["ambassador_services"] = services
         return self.save()
 
+    def drop(self, service):
+        """Take a service out of the topology, and out of every host's ambassador_consumes, as a user would."""
+        spec = self.services.pop(service)
+        consumers = []
+        host_vars = os.path.join(self.path, "host_vars")
+        for name in sorted(os.listdir(host_vars)) if os.path.isdir(host_vars) else []:
+            host = name[:-len(".yml")]
+            consumes = self._read_host_vars(host).get("ambassador_consumes") or []
+            if service in consumes:
+                consumers.append(host)
+                self.host_vars(host, ambassador_consumes=[s for s in consumes if s != service])
+        self.save()
+        return spec, consumers
+
+    def restore(self, service, dropped):
+        """Undo drop()."""
+        spec, consumers = dropped
+        self.services[service] = spec
+        for host in consumers:
+            self.host_vars(host, ambassador_consumes=self._read_host_vars(host).get("ambassador_consumes", []) + [service])
+        return self.save()
+
+    def _read_host_vars(self, host):
+        path = os.path.join(self.path, "host_vars", "%s.yml" % host)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as handle:
+            return yaml.safe_load(handle) or {}
+
     def save(self):
         with open(self._all, "w") as handle:
             yaml.safe_dump(self.vars, handle, default_flow_style=False)
@@ -96,10 +125,7 @@ class Topology(object):
 
     def host_vars(self, host, **values):
         path = os.path.join(self.path, "host_vars", "%s.yml" % host)
-        current = {}
-        if os.path.exists(path):
-            with open(path) as handle:
-                current = yaml.safe_load(handle) or {}
+        current = self._read_host_vars(host)
         current.update(values)
         with open(path, "w") as handle:
             yaml.safe_dump(current, handle, default_flow_style=False)

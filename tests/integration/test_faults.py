@@ -155,19 +155,14 @@ def test_removing_a_service_keeps_its_data_and_foreign_containers(lab, topology,
     foreign = lab.client("host2").containers.run(lab.vars["lab_client_image"], ["sleep", "100000"],
                                                  name="users-own-app", detach=True, network="ambassador")
     try:
-        redis = topology.services.pop("redis")
-        topology.save()
-        topology.host_vars("host1", ambassador_consumes=[])
+        redis = topology.drop("redis")
         converge(lab, topology)
         assert "redis" not in lab.owned("host2")
         assert "redis-data" in lab.snapshot()["host2"]["volumes"]
         foreign.reload()
         assert foreign.status == "running"
 
-        topology.services["redis"] = redis
-        topology.save()
-        topology.host_vars("host1", ambassador_consumes=["redis"])
-        converge(lab, topology)
+        converge(lab, topology.restore("redis", redis))
         # The graceful stop let redis save; the new container found the data in the kept volume.
         assert exec_ok(consumer, ["redis-cli", "-h", "redis", "GET", "kept"]) == "yes"
     finally:

@@ -71,19 +71,14 @@ def test_ambassadors_run_hardened(lab, topology):
 
 
 def test_a_published_port_held_by_a_foreign_container_fails_that_host_and_touches_nothing(lab, topology):
-    redis = topology.services.pop("redis")
-    topology.save()
-    topology.host_vars("host1", ambassador_consumes=[])
+    redis = topology.drop("redis")
     converge(lab, topology)
     foreign = lab.client("host2").containers.run(
         lab.vars["lab_client_image"], ["sleep", "100000"], name="someones-proxy", detach=True,
         ports={"6379/tcp": (lab.address("host2"), 6379)})
     try:
         before = lab.snapshot()
-        topology.services["redis"] = redis
-        topology.save()
-        topology.host_vars("host1", ambassador_consumes=["redis"])
-        run = lab.site(topology)
+        run = lab.site(topology.restore("redis", redis))
         assert run.failed_hosts() == ["host2"]
         msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
         assert "port %s:6379/tcp, wanted by redis_ambassador, is published by container someones-proxy" \
@@ -95,18 +90,13 @@ def test_a_published_port_held_by_a_foreign_container_fails_that_host_and_touche
 
 
 def test_a_published_port_held_by_a_process_fails_that_host_with_the_fix(lab, topology):
-    redis = topology.services.pop("redis")
-    topology.save()
-    topology.host_vars("host1", ambassador_consumes=[])
+    redis = topology.drop("redis")
     converge(lab, topology)
     listener = lab.in_namespace("host2", ["socat", "TCP-LISTEN:6379,bind=%s,reuseaddr,fork" % lab.address("host2"),
                                           "SYSTEM:echo someone-else"])
     try:
         time.sleep(0.5)
-        topology.services["redis"] = redis
-        topology.save()
-        topology.host_vars("host1", ambassador_consumes=["redis"])
-        run = lab.site(topology)
+        run = lab.site(topology.restore("redis", redis))
         assert run.failed_hosts() == ["host2"]
         msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
         assert "redis_ambassador" in msg and "address already in use" in msg
