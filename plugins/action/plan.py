@@ -13,9 +13,12 @@ from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import 
 HOST_VARIABLES = (
     ("ambassador_consumes", "consumes"),
     ("ambassador_advertise_address", "advertise_address"),
+    ("ambassador_bind_address", "bind_address"),
+    ("ambassador_source_address", "source_address"),
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
     ("ambassador_docker_host", "docker_host"),
+    ("ambassador_tls_dir", "tls_dir"),
 )
 
 
@@ -29,7 +32,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts", "placement"))
+    _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -41,6 +44,7 @@ class ActionModule(ActionBase):
         groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
+        tls = args["tls"] if "tls" in args else task_vars.get("ambassador_tls", False)
         hosts = args.get("hosts") or groups.get("all", [])
         placement = args["placement"] if "placement" in args else task_vars.get("ambassador_placement_overrides")
         settings = {}
@@ -55,7 +59,7 @@ class ActionModule(ActionBase):
             settings[host] = entry
 
         try:
-            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts),
+            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
                                   placement=placement)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
@@ -64,6 +68,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=False,
             plans=plans,
+            tls=any(plan["tls_dir"] for plan in plans.values()),
             summary={
                 "hosts": len(plans),
                 "services": len(services),

@@ -76,6 +76,7 @@ class DockerHost(object):
                 "labels": summary.get("Labels") or {},
                 "state": summary.get("State"),
                 "image": summary.get("Image"),
+                "ports": summary.get("Ports") or [],
             })
         return found
 
@@ -115,6 +116,11 @@ class DockerHost(object):
             init=True if spec["init"] else None,
             binds=list(spec["volumes"]) or None,
             network_mode=spec["network"],
+            read_only=spec["read_only"] or None,
+            cap_drop=list(spec["cap_drop"]) or None,
+            security_opt=list(spec["security_opt"]) or None,
+            mem_limit=spec["memory"] or None,
+            pids_limit=spec["pids_limit"] or None,
         )
         networking_config = api.create_networking_config({
             spec["network"]: api.create_endpoint_config(aliases=list(spec["aliases"]) or None),
@@ -126,6 +132,7 @@ class DockerHost(object):
             entrypoint=spec["entrypoint"],
             command=spec["command"],
             environment=dict(spec["env"]) or None,
+            user=spec["user"] or None,
             labels=labels_for(spec),
             ports=[(p["port"], p["protocol"]) for p in spec["published"]] or None,
             host_config=host_config,
@@ -134,18 +141,29 @@ class DockerHost(object):
         container_id = created["Id"]
         try:
             self.start(container_id, spec["name"])
-        except EngineError:
+        except EngineError as exc:
             # Leave nothing half-made behind (e.g. its published port is taken).
             self.remove(container_id, spec["name"])
-            raise
+            text = str(exc)
+            if spec["published"] and ("already in use" in text or "already allocated" in text):
+                text += (". Fix: stop what holds that port on the host (this collection leaves it alone), or give "
+                         "service %s another published port (ambassador_services.%s.published)"
+                         % (spec["service"], spec["service"]))
+            raise EngineError(text)
         return container_id
 
     def start(self, container_id, name):
         self._call("starting container %s" % name, self.api.start, container_id)
 
-    def remove(self, container_id, name):
-        """Stop and remove a container; its volumes are kept."""
+    def remove(self, container_id, name, stop_timeout=None):
+        """Remove a container, keeping its volumes.
+
+        With ``stop_timeout`` it is first stopped gracefully (SIGTERM, then SIGKILL
+        after that many seconds), so that a service can save its data.
+        """
         try:
+            if stop_timeout is not None:
+                self.api.stop(container_id, timeout=stop_timeout)
             self.api.remove_container(container_id, force=True, v=False)
         except NotFound:
             return

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
@@ -35,8 +36,30 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 RESTART_POLICY = "unless-stopped"
 AMBASSADOR_SUFFIX = "_ambassador"
 
+# Ambassadors run with the least they need: socat forwards bytes as an
+# unprivileged user (Docker lets containers bind low ports without privileges),
+# on a read-only root filesystem, with no capabilities and bounded resources.
+AMBASSADOR_HARDENING = {
+    "user": "65534:65534",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "memory": 256 * 1024 * 1024,
+    "pids_limit": 1024,
+}
+# Service containers are the user's application: run as their image says.
+# Mutual TLS between ambassadors: each host's CA certificate, certificate and key
+# are installed in its TLS directory and mounted read-only here.
+TLS_MOUNT = "/tls"
+DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
+TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
+SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
+                    "pids_limit": None}
+
 SERVICE_KEYS = frozenset(
-    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers")
+    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
+     "tls")
 )
 PROTOCOLS = ("tcp", "udp")
 
@@ -103,13 +126,53 @@ def link_environment(service, ports, protocol):
     return env
 
 
-def socat_forward(protocol, listen_port, target_host, target_port):
-    """The two socat addresses that forward one port."""
-    if ":" in target_host:  # an IPv6 literal
-        target_host = "[%s]" % target_host
+def _bracket(address):
+    return "[%s]" % address if ":" in address else address
+
+
+def _socat_escape(text):
+    """Escape what socat's address parser would take for itself (':' ',' ';' brackets...)."""
+    for char in "\\:,;!()[]{}'\"":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _tls_options():
+    return "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
+
+
+def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
+    """The two socat addresses that forward one port, accepting only peers in ``allow``.
+
+    ``tls`` makes the network side mutual TLS: ``"server"`` on a provider-side
+    ambassador (it listens with its certificate and demands a client certificate
+    from the same CA), or the provider's inventory hostname on a consumer-side
+    one (it connects with its certificate and checks the provider's name).
+
+    One allowed peer is checked by socat itself (``range=``); several by a shell
+    test of the peer address socat hands to the forked child, which then
+    connects on. An empty ``allow`` accepts every peer (consumer-side ambassadors,
+    reached only on their host's network).
+    """
     if protocol == "udp":
-        return ["UDP-RECVFROM:%d,fork,reuseaddr" % listen_port, "UDP-SENDTO:%s:%d" % (target_host, target_port)]
-    return ["TCP-LISTEN:%d,fork,reuseaddr" % listen_port, "TCP:%s:%d" % (target_host, target_port)]
+        listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
+        connect = "UDP-SENDTO:%s:%d" % (_bracket(target_host), target_port)
+    elif tls == "server":
+        listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,%s" % (listen_port, _tls_options())
+        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
+    elif tls:
+        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
+        connect = "OPENSSL:%s:%d,%s,commonname=%s" % (_bracket(target_host), target_port, _tls_options(), tls)
+    else:
+        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
+        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
+    allow = sorted(set(allow))
+    if len(allow) == 1:
+        listen += ",range=%s/%d" % (_bracket(allow[0]), 128 if ":" in allow[0] else 32)
+    elif allow:
+        test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
+        connect = "SYSTEM:" + _socat_escape("test %s && exec socat - %s" % (test, connect))
+    return [listen, connect]
 
 
 def socat_process(forwards):
@@ -121,7 +184,8 @@ def socat_process(forwards):
     """
     if len(forwards) == 1:
         return ["socat"], list(forwards[0]), False
-    script = " & ".join("socat %s %s" % (listen, connect) for listen, connect in forwards) + " & wait"
+    script = " & ".join("socat %s %s" % (shlex.quote(listen), shlex.quote(connect))
+                        for listen, connect in forwards) + " & wait"
     return ["/bin/sh", "-c"], [script], True
 
 
@@ -133,13 +197,30 @@ class _Collector(object):
         self.problems.append(Problem(path, message, fix))
 
 
+def _kind(value):
+    """The plain type name of a value (Ansible hands over its own subclasses of list, str...)."""
+    for kind in (bool, int, float, str, list, dict):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def _bool(value):
+    """True/False from a boolean, or from the words Ansible's -e and surveys pass (true/false/yes/no); else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+        return value.lower() in ("true", "yes", "on")
+    return None
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_port(c, path, value):
     if not _is_int(value):
-        c.add(path, "%r is not a port number (%s)" % (value, type(value).__name__),
+        c.add(path, "%r is not a port number (%s)" % (value, _kind(value)),
               "use an integer from 1 to 65535, without quotes")
         return False
     if not 1 <= value <= 65535:
@@ -168,7 +249,7 @@ def _string_list(c, path, value, what):
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, list):
-        c.add(path, "must be a list of %s, got %s" % (what, type(value).__name__),
+        c.add(path, "must be a list of %s, got %s" % (what, _kind(value)),
               "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))
         return []
     out = []
@@ -184,7 +265,7 @@ def _normalise_service(c, name, spec, known_hosts, groups):
     """Validate one service; return its normalised form or None."""
     path = "ambassador_services.%s" % name
     if not isinstance(spec, dict):
-        c.add(path, "must be a mapping of settings, got %s" % type(spec).__name__,
+        c.add(path, "must be a mapping of settings, got %s" % _kind(spec),
               "write e.g. {host: host2, port: 6379}")
         return None
     before = len(c.problems)
@@ -263,9 +344,19 @@ def _normalise_service(c, name, spec, known_hosts, groups):
             c.add(path + ".container", "%r is not a valid container name" % (container,),
                   "use letters, digits, '_', '.' or '-', starting with a letter or digit")
 
+    tls = spec.get("tls")
+    if tls is not None and _bool(tls) is None:
+        c.add(path + ".tls", "%r is not true or false" % (tls,), "write tls: true or tls: false")
+    tls = _bool(tls)
+    if tls and spec.get("protocol", "tcp") == "udp":
+        c.add(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp")
+
     consumer_hosts = set()
     for i, ref in enumerate(_string_list(c, path + ".consumers", spec.get("consumers"), "host or group name")):
-        if ref in groups:
+        if ref == name and ref not in groups and ref not in known_hosts:
+            c.add("%s.consumers[%d]" % (path, i), "a service cannot consume itself",
+                  "list the hosts or groups whose containers use %s" % name)
+        elif ref in groups:
             consumer_hosts.update(groups[ref])
         elif ref in known_hosts:
             consumer_hosts.add(ref)
@@ -287,7 +378,52 @@ def _normalise_service(c, name, spec, known_hosts, groups):
         "volumes": volumes,
         "container": container,
         "consumer_hosts": consumer_hosts,
+        "tls": tls,
     }
+
+
+def _ip(value):
+    try:
+        return ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _provider_addresses(c, host, hv):
+    """(advertise address, bind address) of a host whose services have remote consumers."""
+    advertise = _check_address(c, host, hv)
+    bind = hv.get("bind_address")
+    path = "%s: ambassador_bind_address" % host
+    if bind is None or bind == "":
+        if advertise is not None and _ip(advertise) is None:
+            c.add(path, "is not set and the advertise address %r is a name, not an IP, so there is no address to "
+                  "publish on" % advertise, "set ambassador_bind_address for %s to the IP of the interface other "
+                  "hosts reach (0.0.0.0 publishes on every interface)" % host)
+            return advertise, None
+        return advertise, advertise
+    if _ip(bind) is None:
+        c.add(path, "%r is not an IP address" % (bind,), "use the IP of an interface of %s, or 0.0.0.0 for all" % host)
+        return advertise, None
+    return advertise, bind
+
+
+def _source_address(c, host, hv):
+    """The IP a consumer host's connections come from, for providers' allow-lists."""
+    source = hv.get("source_address")
+    if source is None or source == "":
+        advertise = hv.get("advertise_address")
+        if _ip(advertise) is not None and not _ip(advertise).is_unspecified:
+            return advertise
+        c.add("%s: ambassador_source_address" % host, "is not set and the advertise address %r is not an IP, yet "
+              "%s consumes services of other hosts, whose ambassadors accept only their consumers' addresses"
+              % (advertise, host), "set ambassador_source_address (or ambassador_advertise_address) for %s to the "
+              "IP its connections to other hosts come from" % host)
+        return None
+    if _ip(source) is None or _ip(source).is_unspecified:
+        c.add("%s: ambassador_source_address" % host, "%r is not an IP address" % (source,),
+              "use the IP that %s's connections to other hosts come from" % host)
+        return None
+    return source
 
 
 def _check_address(c, host, hv):
@@ -328,7 +464,11 @@ def _host_settings(c, host, hv):
     if not isinstance(docker_host, str) or not _DOCKER_HOST.match(docker_host):
         c.add("%s: ambassador_docker_host" % host, "%r is not a Docker API URL" % (docker_host,),
               "use e.g. unix:///var/run/docker.sock or tcp://host:2376")
-    return network, image, docker_host
+    tls_dir = hv.get("tls_dir") or DEFAULT_TLS_DIR % host
+    if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or ":" in tls_dir:
+        c.add("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
+              "use an absolute directory path without ':'")
+    return network, image, docker_host, tls_dir
 
 
 def parse_placement(value):
@@ -390,15 +530,19 @@ def _apply_placement(c, services, placement, known_hosts):
     return moved
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None):
+def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
     :param hosts: inventory hostname -> that host's settings, a dict with the
         optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
-        ``network``, ``image`` and ``docker_host``. A plan is made for each of them.
+        ``bind_address``, ``source_address``, ``network``, ``image`` and
+        ``docker_host`` (each the ``ambassador_`` variable of that name). A plan is
+        made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
+    :param tls: ``ambassador_tls``: mutual TLS between ambassadors for every
+        service whose own ``tls`` setting does not say otherwise.
     :param placement: ``ambassador_placement_overrides``: services to place on
         another host than their ``host`` says, ``{service: host}`` or survey text
         (see :func:`parse_placement`). The move is validated like the rest.
@@ -415,11 +559,14 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None
               "define it (normally in group_vars/all); an empty mapping {} removes every ambassador")
         raise TopologyError(c.problems)
     if not isinstance(services, dict):
-        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % type(services).__name__,
+        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % _kind(services),
               "write e.g. {redis: {host: host2, port: 6379}}")
         raise TopologyError(c.problems)
     services = _apply_placement(c, services, placement, known)
 
+    if _bool(tls) is None:
+        c.add("ambassador_tls", "%r is not true or false" % (tls,), "set ambassador_tls: true or false")
+    tls = bool(_bool(tls))
     normalised = {}
     folded = {}
     for name in sorted(services, key=str):
@@ -433,6 +580,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None
                   % (env_prefix(name), other), "rename one of the two services")
         svc = _normalise_service(c, name, services[name], known, groups)
         if svc is not None:
+            if svc["tls"] is None:
+                svc["tls"] = tls and svc["protocol"] == "tcp"
             normalised[name] = svc
 
     # Each host's settings and consumed services.
@@ -456,14 +605,20 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None
     # Services placed on hosts without a plan (outside the play) still need an
     # address when consumed elsewhere; the caller passes those hosts in `hosts`.
     addresses = {}
+    sources = {}
     published_on = {}
     for name in sorted(normalised):
         svc = normalised[name]
         provider = svc["host"]
         remote = sorted(h for h, wanted in consumes.items() if name in wanted and h != provider)
         svc["remote_consumers"] = remote
+        svc["allow"] = []
         if remote and provider not in addresses:
-            addresses[provider] = _check_address(c, provider, hosts.get(provider) or {})
+            addresses[provider] = _provider_addresses(c, provider, hosts.get(provider) or {})
+        for consumer in remote:
+            if consumer not in sources:
+                sources[consumer] = _source_address(c, consumer, hosts.get(consumer) or {})
+            svc["allow"].append(sources[consumer])
         if remote:
             for port in svc["published"]:
                 key = (port, svc["protocol"])
@@ -477,6 +632,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None
     if not c.problems:
         for host in hosts:
             plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()), addresses)
+            plans[host]["advertise_address"] = (hosts[host] or {}).get("advertise_address")
     if c.problems:
         raise TopologyError(c.problems)
     return plans
@@ -484,7 +640,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, placement=None
 
 def _host_plan(c, host, host_settings, services, consumed, addresses):
     """One host's plan: its network, the containers it must run and the consumers' environment."""
-    network, image, docker_host = host_settings
+    network, image, docker_host, tls_dir = host_settings
     containers = []
     environment = {}
     for name in sorted(services):
@@ -506,10 +662,12 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "published": [],
                     "init": False,
                 })
+                containers[-1].update(SERVICE_DEFAULTS)
             local_alias = svc["container"] != name and name in consumed
             if svc["remote_consumers"] or local_alias:
-                address = addresses.get(host)
-                forwards = [socat_forward(protocol, p, svc["container"], p) for p in ports]
+                bind = addresses[host][1] if svc["remote_consumers"] else None
+                tls = "server" if svc["tls"] and svc["remote_consumers"] else None
+                forwards = [socat_forward(protocol, p, svc["container"], p, allow=svc["allow"], tls=tls) for p in ports]
                 entrypoint, command, init = socat_process(forwards)
                 containers.append({
                     "name": ambassador_name(name),
@@ -524,14 +682,17 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "aliases": [name] if local_alias else [],
                     "target": svc["container"],
                     "published": [
-                        {"host_ip": address, "host_port": pub, "port": p, "protocol": protocol}
+                        {"host_ip": bind, "host_port": pub, "port": p, "protocol": protocol}
                         for p, pub in zip(ports, svc["published"])
                     ] if svc["remote_consumers"] else [],
                     "init": init,
+                    "tls": bool(tls),
                 })
+                containers[-1].update(AMBASSADOR_HARDENING)
         elif name in consumed:
-            address = addresses[provider]
-            forwards = [socat_forward(protocol, p, address, pub) for p, pub in zip(ports, svc["published"])]
+            address = addresses[provider][0]
+            tls = provider if svc["tls"] else None
+            forwards = [socat_forward(protocol, p, address, pub, tls=tls) for p, pub in zip(ports, svc["published"])]
             entrypoint, command, init = socat_process(forwards)
             prefix = env_prefix(name)
             containers.append({
@@ -548,7 +709,9 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                 "aliases": [name],
                 "published": [],
                 "init": init,
+                "tls": bool(tls),
             })
+            containers[-1].update(AMBASSADOR_HARDENING)
         if name in consumed:
             environment.update(link_environment(name, ports, protocol))
 
@@ -558,9 +721,14 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         if other != ct["service"]:
             c.add("ambassador_services.%s" % ct["service"], "its container name %r on %s is also the ambassador of "
                   "service %r" % (ct["name"], host, other), "rename service %s" % ct["service"])
+    uses_tls = False
     for ct in containers:
         ct["network"] = network
         ct["restart_policy"] = RESTART_POLICY
+        ct.setdefault("tls", False)
+        if ct["tls"]:
+            uses_tls = True
+            ct["volumes"] = ["%s:%s:ro" % (tls_dir, TLS_MOUNT)]
     return {
         "host": host,
         "docker_host": docker_host,
@@ -569,4 +737,5 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         "consumes": sorted(consumed),
         "provides": sorted(n for n, s in services.items() if s["host"] == host),
         "environment": dict(sorted(environment.items())),
+        "tls_dir": tls_dir if uses_tls else None,
     }

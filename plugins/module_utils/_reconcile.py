@@ -26,7 +26,8 @@ SIDE_LABEL = LABEL_PREFIX + "side"
 
 # What makes up a container: any change here means the container is recreated.
 SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy")
+             "network", "aliases", "published", "init", "restart_policy",
+             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit", "tls_fingerprint")
 
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")
@@ -41,6 +42,9 @@ def container_spec(planned):
     spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
                                key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
     spec["init"] = bool(spec["init"])
+    spec["read_only"] = bool(spec["read_only"])
+    spec["cap_drop"] = sorted(spec["cap_drop"] or [])
+    spec["security_opt"] = sorted(spec["security_opt"] or [])
     return spec
 
 
@@ -78,16 +82,37 @@ def spec_changes(before, after):
                 for key in SPEC_KEYS if before.get(key) != after.get(key))
 
 
+def _overlaps(ip_a, ip_b):
+    wildcard = ("", "0.0.0.0", "::")
+    return ip_a == ip_b or ip_a in wildcard or ip_b in wildcard
+
+
+def port_conflicts(specs, foreign):
+    """Published ports the plan needs that containers it does not own already publish."""
+    found = []
+    for spec in specs:
+        for want in spec["published"]:
+            for other in foreign:
+                for have in other.get("ports") or []:
+                    if (have.get("PublicPort") == want["host_port"] and have.get("Type", "tcp") == want["protocol"]
+                            and _overlaps(have.get("IP", ""), want["host_ip"])):
+                        found.append("port %s:%d/%s, wanted by %s, is published by container %s"
+                                     % (want["host_ip"], want["host_port"], want["protocol"], spec["name"],
+                                        other["name"]))
+    return sorted(set(found))
+
+
 def decide(planned, existing):
     """Compare planned containers with what exists on the engine.
 
     :param planned: the plan's containers (dicts with at least the SPEC_KEYS).
     :param existing: one dict per container on the engine, with ``id``, ``name``,
-        ``labels`` and ``state``.
+        ``labels``, ``state`` and ``ports`` (the engine's summary of published ports).
     :returns: a dict with
 
-        * ``conflicts``: names that are planned but taken by containers this
-          collection does not own (nothing may be done on the host then);
+        * ``conflicts``: sentences naming each planned name taken by a container
+          this collection does not own, and each published port the plan needs
+          that such a container publishes (nothing may be done on the host then);
         * ``actions``: ordered steps ``{"action", "kind", "name", "reason", ...}``,
           with ``action`` one of remove, recreate, create, start;
         * ``unchanged``: names of planned containers already as planned;
@@ -99,7 +124,9 @@ def decide(planned, existing):
     specs = [container_spec(p) for p in planned]
     wanted = set(s["name"] for s in specs)
 
-    conflicts = sorted(s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)
+    conflicts = sorted("container %s exists" % s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)
+    foreign = [c for c in existing if c["name"] not in owned]
+    conflicts += port_conflicts(specs, foreign)
     before = dict((name, stored_spec(c.get("labels") or {})) for name, c in sorted(owned.items()))
     after = dict((s["name"], s) for s in sorted(specs, key=lambda s: s["name"]))
     result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after}
@@ -110,6 +137,7 @@ def decide(planned, existing):
     for name in sorted(owned):
         if name not in wanted:
             actions.append({"action": "remove", "kind": "container", "name": name, "id": owned[name]["id"],
+                            "role": (owned[name].get("labels") or {}).get(ROLE_LABEL),
                             "reason": "no longer in the plan for this host"})
     # Service containers first, so that ambassadors forward to something.
     for spec in sorted(specs, key=lambda s: (s["role"] != "service", s["name"])):

@@ -55,12 +55,15 @@ def _provider_of(plans):
     return providers
 
 
-def _port_text(container):
-    """'address:port' (or 'address:port/udp') for each port a provider-side ambassador publishes."""
+def _port_text(container, address=None):
+    """'address:port' (or 'address:port/udp') for each port a provider-side ambassador publishes.
+
+    ``address`` replaces the address the port is bound to (e.g. the advertise address for 0.0.0.0).
+    """
     ports = []
     for published in container.get("published") or []:
         suffix = "" if published["protocol"] == "tcp" else "/" + published["protocol"]
-        ports.append("%s:%d%s" % (published["host_ip"], published["host_port"], suffix))
+        ports.append("%s:%d%s" % (address or published["host_ip"], published["host_port"], suffix))
     return ports
 
 
@@ -98,7 +101,8 @@ def render_dot(plans, actions=None, title=None):
         plan = plans[host]
         done = dict((a["name"], a["action"]) for a in actions.get(host, []) if a.get("kind", "container") == "container")
         planned = dict((c["name"], c) for c in plan["containers"])
-        addresses = sorted(set(p["host_ip"] for c in plan["containers"] for p in c.get("published") or []))
+        addresses = sorted(set([plan["advertise_address"]] if plan.get("advertise_address") else []) |
+                           set(p["host_ip"] for c in plan["containers"] for p in c.get("published") or []))
         host_caption = host if not addresses else "%s  (%s)" % (host, ", ".join(addresses))
         lines.append("  subgraph %s {" % _quote("cluster_%d" % index))
         lines.append("    graph %s;" % _attrs(label=host_caption, style="rounded", color="#6c757d", fontsize="13"))
@@ -148,7 +152,8 @@ def render_dot(plans, actions=None, title=None):
                     edges.append((_node_id(host, ct["name"]), _quote(endpoint),
                                   {"color": NETWORK_COLOUR, "penwidth": "1.6"}))
             elif ct.get("side") == "provider":
-                for endpoint in _port_text(ct):
+                # Consumers connect to the advertise address, whatever address the port is bound to.
+                for endpoint in _port_text(ct, plan.get("advertise_address")):
                     endpoints.setdefault(endpoint, set()).add(_node_id(host, ct["name"]))
                 target = ct.get("target") or ct["service"]
                 edges.append((_node_id(host, ct["name"]), _node_id(host, target), {"label": target}))

@@ -137,6 +137,35 @@ options:
             description: Docker restart policy.
             type: str
             default: unless-stopped
+          user:
+            description: User (C(uid:gid)) the container runs as, or null for the image's own.
+            type: str
+          read_only:
+            description: Mount the container's root filesystem read-only.
+            type: bool
+            default: false
+          cap_drop:
+            description: Linux capabilities to drop (ambassadors drop C(ALL)).
+            type: list
+            elements: str
+            default: []
+          security_opt:
+            description: Security options, e.g. C(no-new-privileges:true).
+            type: list
+            elements: str
+            default: []
+          memory:
+            description: Memory limit in bytes, or null for none.
+            type: int
+          pids_limit:
+            description: Most processes the container may run (socat forks one per connection), or null for none.
+            type: int
+          tls:
+            description:
+              - The container speaks mutual TLS on the network side, with the files of the plan's C(tls_dir)
+                (mounted read-only at C(/tls)). It is recreated when O(tls_fingerprint) changes.
+            type: bool
+            default: false
           target:
             description:
               - For a provider-side ambassador, the container it forwards to. When no planned container
@@ -156,10 +185,27 @@ options:
         description: Link-style variables for this host's consumer containers (informational).
         type: dict
         default: {}
+      tls_dir:
+        description: Directory on the host holding C(ca.pem), C(cert.pem) and C(key.pem), or null.
+        type: str
+      advertise_address:
+        description: The host's advertise address (informational).
+        type: str
+  tls_fingerprint:
+    description:
+      - Identifies the TLS files in the plan's C(tls_dir) (as returned by M(crosshost.ambassador.tls)).
+        Part of the spec of every container that uses TLS, so that new files recreate them.
+    type: str
   timeout:
     description: Seconds to wait for each Docker API call.
     type: int
     default: 60
+  stop_timeout:
+    description:
+      - Seconds a service container gets to stop after SIGTERM before it is killed, when it is removed
+        or recreated, so that it can save its data. Ambassadors are removed at once.
+    type: int
+    default: 10
 seealso:
   - module: crosshost.ambassador.plan
 """
@@ -245,11 +291,15 @@ class Reconciler(object):
         except EngineError as exc:
             self.fail(str(exc))
 
+        for container in plan["containers"]:
+            container["tls_fingerprint"] = self.module.params["tls_fingerprint"] if container["tls"] else None
         decision = decide(plan["containers"], existing)
         if decision["conflicts"]:
-            self.fail("container(s) %s exist but were not created by crosshost.ambassador (they lack the label "
-                      "crosshost.ambassador.managed=true); nothing was changed on this host. Fix: remove or rename "
-                      "those containers, or rename the service(s)" % ", ".join(decision["conflicts"]),
+            self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
+                      "crosshost.ambassador.managed=true) stand in the way, and it leaves them alone, so nothing "
+                      "was changed on this host. Fix: remove or rename those containers or free their ports, or "
+                      "rename the service(s) or change their published ports"
+                      % "; ".join(decision["conflicts"]),
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
@@ -297,15 +347,19 @@ class Reconciler(object):
         elif kind == "image":
             engine.pull(step["name"])
         elif action == "remove":
-            engine.remove(step["id"], step["name"])
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
         elif action == "recreate":
-            engine.remove(step["id"], step["name"])
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
             ids[step["name"]] = engine.create(step["spec"])
         elif action == "create":
             ids[step["name"]] = engine.create(step["spec"])
         elif action == "start":
             engine.start(step["id"], step["name"])
+
+    def _stop_timeout(self, role):
+        """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""
+        return self.module.params["stop_timeout"] if role == "service" else None
 
     def _warn_missing_targets(self, existing):
         present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])
@@ -345,12 +399,23 @@ def main():
                     init=dict(type="bool", default=False),
                     restart_policy=dict(type="str", default="unless-stopped"),
                     target=dict(type="str"),
+                    user=dict(type="str"),
+                    read_only=dict(type="bool", default=False),
+                    cap_drop=dict(type="list", elements="str", default=[]),
+                    security_opt=dict(type="list", elements="str", default=[]),
+                    memory=dict(type="int"),
+                    pids_limit=dict(type="int"),
+                    tls=dict(type="bool", default=False),
                 )),
                 consumes=dict(type="list", elements="str", default=[]),
                 provides=dict(type="list", elements="str", default=[]),
                 environment=dict(type="dict", default={}),
+                tls_dir=dict(type="str"),
+                advertise_address=dict(type="str"),
             )),
+            tls_fingerprint=dict(type="str"),
             timeout=dict(type="int", default=60),
+            stop_timeout=dict(type="int", default=10),
         ),
         supports_check_mode=True,
     )

@@ -48,8 +48,13 @@ options:
         (list of int); C(published) (host port(s), default the same); C(protocol) (C(tcp) or C(udp));
         C(image), C(command), C(env), C(volumes) (the collection runs the service container);
         C(container) (the name of a container the user runs, default the service name);
-        C(consumers) (hosts or groups consuming it)."
+        C(consumers) (hosts or groups consuming it); C(tls) (mutual TLS between its ambassadors)."
     type: dict
+  tls:
+    description:
+      - Mutual TLS between ambassadors for every tcp service whose own C(tls) setting does not say otherwise.
+        Defaults to the variable C(ambassador_tls), else false.
+    type: bool
   hosts:
     description:
       - The hosts to plan for. Defaults to every inventory host. Hosts outside the play still take part
@@ -113,6 +118,12 @@ plans:
       description: Services placed on the host.
       type: list
       elements: str
+    tls_dir:
+      description: Where the host's TLS files must be (from C(ambassador_tls_dir)), or null when none of its ambassadors use TLS.
+      type: str
+    advertise_address:
+      description: The host's advertise address, as resolved.
+      type: str
     environment:
       description: >-
         Docker-links-style variables for consumer containers (C(REDIS_PORT_6379_TCP=tcp://redis:6379),
@@ -143,6 +154,10 @@ problems:
   elements: str
   sample:
     - "ambassador_services.redis.port: 70000 is out of range. Fix: use an integer from 1 to 65535."
+tls:
+  description: Whether any host's ambassadors use mutual TLS.
+  returned: success
+  type: bool
 summary:
   description: Counts of hosts, services and ambassadors planned.
   returned: success

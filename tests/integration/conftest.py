@@ -8,6 +8,7 @@ so tests do not depend on each other's leftovers.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -85,6 +86,39 @@ class Topology(object):
     def services(self):
         return self.vars["ambassador_services"]
 
+    def set_services(self, services):
+        self.vars["ambassador_services"] = services
+        return self.save()
+
+    def drop(self, service):
+        """Take a service out of the topology, and out of every host's ambassador_consumes, as a user would."""
+        spec = self.services.pop(service)
+        consumers = []
+        host_vars = os.path.join(self.path, "host_vars")
+        for name in sorted(os.listdir(host_vars)) if os.path.isdir(host_vars) else []:
+            host = name[:-len(".yml")]
+            consumes = self._read_host_vars(host).get("ambassador_consumes") or []
+            if service in consumes:
+                consumers.append(host)
+                self.host_vars(host, ambassador_consumes=[s for s in consumes if s != service])
+        self.save()
+        return spec, consumers
+
+    def restore(self, service, dropped):
+        """Undo drop()."""
+        spec, consumers = dropped
+        self.services[service] = spec
+        for host in consumers:
+            self.host_vars(host, ambassador_consumes=self._read_host_vars(host).get("ambassador_consumes", []) + [service])
+        return self.save()
+
+    def _read_host_vars(self, host):
+        path = os.path.join(self.path, "host_vars", "%s.yml" % host)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as handle:
+            return yaml.safe_load(handle) or {}
+
     def save(self):
         with open(self._all, "w") as handle:
             yaml.safe_dump(self.vars, handle, default_flow_style=False)
@@ -92,10 +126,7 @@ class Topology(object):
 
     def host_vars(self, host, **values):
         path = os.path.join(self.path, "host_vars", "%s.yml" % host)
-        current = {}
-        if os.path.exists(path):
-            with open(path) as handle:
-                current = yaml.safe_load(handle) or {}
+        current = self._read_host_vars(host)
         current.update(values)
         with open(path, "w") as handle:
             yaml.safe_dump(current, handle, default_flow_style=False)
@@ -136,6 +167,36 @@ class Lab(object):
     def owned(self, host):
         return sorted(c.name for c in self.client(host).containers.list(all=True, filters={"label": OWNER_LABEL}))
 
+    def up(self):
+        """(Re)start whatever part of the lab is down: playbooks/lab.yml is idempotent."""
+        run = ansible_playbook(["playbooks/lab.yml"], self.tmpdir)
+        assert run.rc == 0, run.output[-4000:]
+        self._clients = {}
+
+    def stop_engine(self, host, timeout=60):
+        """Stop a lab host's dockerd, as an operator or a crash would; lab.up() brings it back."""
+        pidfile = os.path.join("/run/crosshost-lab", host, "docker.pid")
+        with open(pidfile) as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                self._clients.pop(host, None)
+                return
+            time.sleep(0.2)
+        raise AssertionError("dockerd of %s (pid %d) did not stop within %ds" % (host, pid, timeout))
+
+    def in_namespace(self, host, argv):
+        """Start a process inside a lab host's network namespace (the caller stops it)."""
+        return subprocess.Popen(["nsenter", "--net=/run/netns/%s" % host] + list(argv),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def address(self, host):
+        return self.hosts[host]["ambassador_advertise_address"]
+
     def start_consumer(self, host, name, network="ambassador"):
         """An application container of the user's: not the collection's, never touched by it."""
         client = self.client(host)
@@ -168,3 +229,19 @@ def lab(tmp_path_factory):
 @pytest.fixture
 def topology(tmp_path):
     return Topology(tmp_path / "topology")
+
+
+def converge(lab, topology, *args):
+    """Run site.yml and insist that it succeeds."""
+    run = lab.site(topology, *args)
+    assert run.rc == 0, run.output[-6000:]
+    return run
+
+
+@pytest.fixture
+def consumer(lab, topology):
+    """The default topology converged and a user's redis-cli container on host1."""
+    converge(lab, topology)
+    container = lab.start_consumer("host1", "consumer")
+    yield container
+    container.remove(force=True)

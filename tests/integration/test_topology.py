@@ -2,22 +2,7 @@
 
 import pytest
 
-from conftest import exec_ok
-
-
-def converge(lab, topology, *args):
-    run = lab.site(topology, *args)
-    assert run.rc == 0, run.output[-6000:]
-    return run
-
-
-@pytest.fixture
-def consumer(lab, topology):
-    """The default topology converged and a user's redis-cli container on host1."""
-    converge(lab, topology)
-    container = lab.start_consumer("host1", "consumer")
-    yield container
-    container.remove(force=True)
+from conftest import converge, exec_ok
 
 
 def test_redis_on_host2_is_reached_from_host1_through_both_ambassadors(lab, topology, consumer):
@@ -125,7 +110,7 @@ def test_a_foreign_container_with_an_ambassador_name_is_left_alone_and_the_host_
         assert run.rc != 0
         assert run.failed_hosts() == ["host2"]
         msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
-        assert "echo_ambassador" in msg and "not created by crosshost.ambassador" in msg
+        assert "container echo_ambassador exists" in msg and "did not create" in msg and "Fix:" in msg
         assert lab.hosts["host2"]["ambassador_docker_host"] in msg
         foreign.reload()
         assert foreign.status == "running"
@@ -155,11 +140,15 @@ def test_an_invalid_topology_fails_before_any_host_is_touched(lab, topology):
     assert lab.snapshot() == before
 
 
-def test_an_unreachable_engine_fails_that_host_only_with_its_url(lab, topology):
-    topology.host_vars("host3", ambassador_docker_host="unix:///run/crosshost-lab/nosuch/docker.sock")
+@pytest.mark.parametrize("url", [
+    "unix:///run/crosshost-lab/nosuch/docker.sock",  # no socket there
+    "tcp://127.0.0.1:1",                             # TCP connection refused
+])
+def test_an_unreachable_engine_fails_that_host_only_with_its_url(lab, topology, url):
+    topology.host_vars("host3", ambassador_docker_host=url)
     run = lab.site(topology)
     assert run.failed_hosts() == ["host3"]
     msg = run.results_of("crosshost.ambassador.apply")["host3"]["result"]["msg"]
-    assert "host3" in msg and "unix:///run/crosshost-lab/nosuch/docker.sock" in msg
+    assert "host host3" in msg and url in msg
     assert "Traceback" not in run.output
     assert run.stats["host1"]["failures"] == 0 and run.stats["host2"]["failures"] == 0

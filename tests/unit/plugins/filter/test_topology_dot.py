@@ -11,7 +11,8 @@ topology_dot = FilterModule().filters()["topology_dot"]
 
 def test_the_filter_draws_the_plans_it_is_given():
     plans = plan_topology({"redis": {"host": "host2", "port": 6379, "image": "redis:7"}},
-                          {"host1": {"consumes": ["redis"]}, "host2": {"advertise_address": "10.0.0.2"}})
+                          {"host1": {"consumes": ["redis"], "advertise_address": "10.0.0.1"},
+                           "host2": {"advertise_address": "10.0.0.2"}})
     dot = topology_dot(plans, title="t")
     assert '"host1/redis_ambassador" -> "10.0.0.2:6379"' in dot
 

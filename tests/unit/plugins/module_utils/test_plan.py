@@ -40,8 +40,14 @@ def test_classic_redis_on_host2_consumed_from_host1():
     assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
-    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:redis:6379"]
+    # Only host1, the one consumer, may connect; the port is published on the advertise address only.
+    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,range=10.0.0.1/32", "TCP:redis:6379"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
+    # Ambassadors run hardened; the service container runs as its image says.
+    for ct in (amb, pamb):
+        assert ct["user"] == "65534:65534" and ct["read_only"] is True and ct["cap_drop"] == ["ALL"]
+        assert ct["security_opt"] == ["no-new-privileges:true"] and ct["memory"] > 0 and ct["pids_limit"] > 0
+    assert provider["redis"]["user"] is None and provider["redis"]["cap_drop"] == []
 
     assert plans["host3"]["containers"] == []
     assert plans["host1"]["consumes"] == ["redis"] and plans["host2"]["provides"] == ["redis"]
@@ -116,6 +122,52 @@ def test_host_settings_and_ipv6_advertise_address():
     assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379"
 
 
+def test_several_consumers_are_allowed_by_a_peer_address_check():
+    plans = plan_topology({"echo": {"host": "host1", "port": 7, "consumers": ["host3", "host2"]}}, hosts())
+    listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
+    assert listen == "TCP-LISTEN:7,fork,reuseaddr"
+    assert connect == ("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 "
+                       "&& exec socat - TCP\\:echo\\:7")
+
+
+def test_source_and_bind_addresses_override_the_advertise_address():
+    settings = hosts(host1=["redis"])
+    settings["host1"]["source_address"] = "192.0.2.1"
+    settings["host2"].update(advertise_address="db.example.net", bind_address="0.0.0.0")
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
+    pamb = by_name(plans["host2"])["redis_ambassador"]
+    assert pamb["command"][0].endswith(",range=192.0.2.1/32")
+    assert pamb["published"][0]["host_ip"] == "0.0.0.0"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:db.example.net:6379"
+
+
+def test_several_ports_quote_each_socat_address_for_the_shell():
+    plans = plan_topology({"web": {"host": "host1", "ports": [80, 443], "consumers": ["host2", "host3"]}}, hosts())
+    (script,) = by_name(plans["host1"])["web_ambassador"]["command"]
+    assert script.startswith("socat TCP-LISTEN:80,fork,reuseaddr 'SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o "
+                             "$SOCAT_PEERADDR = 10.0.0.3 && exec socat - TCP\\:web\\:80' & socat")
+
+
+def test_mutual_tls_between_ambassadors():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}, "dns": {"host": "host2", "port": 53,
+                                                                            "protocol": "udp", "consumers": ["host1"]}},
+                          hosts(host1=["redis"]), tls=True)
+    provider = by_name(plans["host2"])["redis_ambassador"]
+    assert provider["command"] == [
+        "OPENSSL-LISTEN:6379,fork,reuseaddr,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,verify=1,"
+        "range=10.0.0.1/32", "TCP:redis:6379"]
+    consumer = by_name(plans["host1"])["redis_ambassador"]
+    assert consumer["command"][1] == ("OPENSSL:10.0.0.2:6379,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,"
+                                      "verify=1,commonname=host2")
+    assert provider["tls"] and consumer["tls"] and provider["volumes"] == ["/etc/crosshost-ambassador/tls/host2:/tls:ro"]
+    # udp services stay plain; hosts without TLS ambassadors need no files.
+    assert not by_name(plans["host2"])["dns_ambassador"]["tls"]
+    assert plans["host2"]["tls_dir"] == "/etc/crosshost-ambassador/tls/host2" and plans["host3"]["tls_dir"] is None
+    # A service may opt out, and "true" from -e or a survey counts as true.
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379, "tls": False}}, hosts(host1=["redis"]), tls="true")
+    assert not by_name(plans["host1"])["redis_ambassador"]["tls"] and plans["host1"]["tls_dir"] is None
+
+
 def test_empty_topology_plans_nothing():
     plans = plan_topology({}, hosts())
     assert all(p["containers"] == [] for p in plans.values())
@@ -157,6 +209,15 @@ def test_empty_topology_plans_nothing():
      "host1: ambassador_consumes: must be a list of service name"),
     ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}}, {"host1": {}, "host2": {"advertise_address": "0.0.0.0"}},
      "host2: ambassador_advertise_address: 0.0.0.0 cannot be connected to"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "web1.example.net"}, "host2": {"advertise_address": "10.0.0.2"}},
+     "host1: ambassador_source_address: is not set and the advertise address 'web1.example.net' is not an IP"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "10.0.0.1"}, "host2": {"advertise_address": "db.example.net"}},
+     "host2: ambassador_bind_address: is not set and the advertise address 'db.example.net' is a name"),
+    ({"redis": {"host": "host2", "port": 1, "consumers": ["host1"]}},
+     {"host1": {"advertise_address": "10.0.0.1"}, "host2": {"advertise_address": "10.0.0.2", "bind_address": "eth0"}},
+     "host2: ambassador_bind_address: 'eth0' is not an IP address"),
 ])
 def test_invalid_topologies_name_the_variable_and_the_fix(services, settings, expected):
     found = problems(services, settings)
@@ -240,3 +301,33 @@ def problems_with(services, **kwargs):
     with pytest.raises(TopologyError) as err:
         plan_topology(services, hosts(host1=["redis"]), **kwargs)
     return [str(p) for p in err.value.problems]
+
+
+# The shared corpus of malformed topologies (tests/data), as the plan action
+# would hand them over for the lab's three hosts.
+import os  # noqa: E402
+
+import yaml  # noqa: E402
+
+from ansible_collections.crosshost.ambassador.plugins.action.plan import HOST_VARIABLES  # noqa: E402
+
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
+with open(CORPUS) as _handle:
+    MALFORMED = yaml.safe_load(_handle)
+HOST_VARIABLE_KEYS = dict(HOST_VARIABLES)
+
+
+def test_the_corpus_is_large_and_its_ids_unique():
+    ids = [case["id"] for case in MALFORMED]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[case["id"] for case in MALFORMED])
+def test_malformed_topology(case):
+    settings = dict(("host%d" % i, {"advertise_address": "10.77.0.1%d" % i}) for i in (1, 2, 3))
+    for host, variables in (case.get("host_vars") or {}).items():
+        for var, value in variables.items():
+            settings[host][HOST_VARIABLE_KEYS[var]] = value
+    found = problems(case["services"], settings)
+    assert any(p.startswith(case["expect"]) for p in found), found
+    assert all(". Fix: " in p for p in found)

@@ -48,14 +48,14 @@ def test_owned_containers_no_longer_planned_are_removed_first():
     keep, gone = planned(), planned("web_ambassador", service="web")
     d = decide([keep], [existing(keep), existing(gone, cid="id2")])
     assert d["actions"] == [{"action": "remove", "kind": "container", "name": "web_ambassador", "id": "id2",
-                             "reason": "no longer in the plan for this host"}]
+                             "role": "ambassador", "reason": "no longer in the plan for this host"}]
 
 
 def test_a_foreign_container_with_a_planned_name_is_a_conflict_and_nothing_is_done():
     stale = planned("web_ambassador", service="web")
     foreign = {"id": "f", "name": "redis_ambassador", "labels": {"maintainer": "someone"}, "state": "running"}
     d = decide([planned()], [foreign, existing(stale, cid="id2")])
-    assert d["conflicts"] == ["redis_ambassador"] and d["actions"] == []
+    assert d["conflicts"] == ["container redis_ambassador exists"] and d["actions"] == []
 
 
 def test_foreign_containers_with_other_names_are_ignored():
@@ -74,3 +74,18 @@ def test_labels_mark_ownership_and_carry_the_hash():
     spec = container_spec(planned())
     labels = labels_for(spec)
     assert labels[OWNER_LABEL] == "true" and labels[HASH_LABEL] == spec_hash(spec)
+
+
+def test_a_port_published_by_a_foreign_container_is_a_conflict():
+    ct = planned("redis_ambassador", side="provider", aliases=[],
+                 published=[{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}])
+    other = {"id": "f", "name": "someones-redis", "labels": {}, "state": "running",
+             "ports": [{"IP": "0.0.0.0", "PrivatePort": 6379, "PublicPort": 6379, "Type": "tcp"}]}
+    d = decide([ct], [other])
+    assert d["conflicts"] == ["port 10.0.0.2:6379/tcp, wanted by redis_ambassador, is published by container "
+                              "someones-redis"]
+    assert d["actions"] == []
+    # Another address, or udp, does not clash.
+    other["ports"] = [{"IP": "10.0.0.9", "PublicPort": 6379, "Type": "tcp"}, {"IP": "0.0.0.0", "PublicPort": 6379,
+                                                                              "Type": "udp"}]
+    assert decide([ct], [other])["conflicts"] == []

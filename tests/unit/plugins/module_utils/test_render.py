@@ -76,3 +76,10 @@ def test_labels_are_quoted():
     plans = plan_topology({"my-db": {"host": "host2", "port": 5432, "image": 'db "quoted"'}},
                           dict(HOSTS, host1={"advertise_address": "10.0.0.1", "consumes": ["my-db"]}))
     assert 'image db \\"quoted\\"' in render_dot(plans)
+
+
+def test_a_port_bound_to_every_address_is_still_reached_at_the_advertise_address():
+    hosts = dict(HOSTS, host2={"advertise_address": "10.0.0.2", "bind_address": "0.0.0.0"})
+    dot = render_dot(plan_topology(SERVICES, hosts))
+    assert "publishes 0.0.0.0:6379" in node_line(dot, "host2/redis_ambassador")
+    assert {("host1/redis_ambassador", "10.0.0.2:6379"), ("10.0.0.2:6379", "host2/redis_ambassador")} <= edges(dot)
