@@ -10,7 +10,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.crosshost.ambassador.plugins.plugin_utils._pki import (
-    PKIError, ensure_ca, ensure_host, fingerprint)
+    HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR, PKIError, ensure_ca, ensure_host, fingerprint)
 
 DEFAULT_PKI_DIR = "~/.ansible/crosshost.ambassador/pki"
 
@@ -24,6 +24,10 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = self._task.args
+        if not HAS_CRYPTOGRAPHY:
+            result.update(failed=True, msg="tls: the Python library cryptography is needed on the controller "
+                          "(pip install cryptography)", exception=CRYPTOGRAPHY_IMPORT_ERROR)
+            return result
         plans = args.get("plans")
         if not isinstance(plans, dict):
             result.update(failed=True, msg="tls: plans must be the plans returned by crosshost.ambassador.plan")

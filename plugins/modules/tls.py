@@ -20,7 +20,7 @@ description:
   - The role M(crosshost.ambassador.topology) then copies each host's files to its C(tls_dir), and
     M(crosshost.ambassador.apply) mounts them read-only into the host's ambassadors.
 author:
-  - crosshost.ambassador maintainers
+  - crosshost.ambassador maintainers (@crosshost)
 requirements:
   - cryptography (a dependency of ansible-core) on the controller
 attributes:
@@ -29,8 +29,10 @@ attributes:
     description: Writes nothing; reports whether files would be made, with fingerprint C(pending) for those.
   diff_mode:
     support: none
+    description: Certificates and keys are not shown.
   idempotent:
     support: full
+    description: Files are made again only when missing, no longer matching, or expiring.
 options:
   plans:
     description: The plans returned by M(crosshost.ambassador.plan).

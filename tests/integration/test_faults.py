@@ -130,9 +130,9 @@ def test_clients_get_a_clean_error_and_reconnect_when_the_service_moves(lab, top
 
         samples = []
         for line in reconnecting.logs().decode().splitlines():
-            stamp, _, result = line.partition(" ")
+            stamp, result = line.partition(" ")[::2]
             samples.append((float(stamp), result))
-        assert samples and "ok" in [r for _, r in samples[-20:]], samples[-20:]
+        assert samples and "ok" in [r for _stamp, r in samples[-20:]], samples[-20:]
         failures = [t for t, r in samples if r == "fail"]
         window = 0.0
         if failures:

@@ -149,9 +149,9 @@ def test_several_ports_quote_each_socat_address_for_the_shell():
 
 
 def test_mutual_tls_between_ambassadors():
-    plans = plan_topology({"redis": {"host": "host2", "port": 6379}, "dns": {"host": "host2", "port": 53,
-                                                                            "protocol": "udp", "consumers": ["host1"]}},
-                          hosts(host1=["redis"]), tls=True)
+    services = {"redis": {"host": "host2", "port": 6379},
+                "dns": {"host": "host2", "port": 53, "protocol": "udp", "consumers": ["host1"]}}
+    plans = plan_topology(services, hosts(host1=["redis"]), tls=True)
     provider = by_name(plans["host2"])["redis_ambassador"]
     assert provider["command"] == [
         "OPENSSL-LISTEN:6379,fork,reuseaddr,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,verify=1,"

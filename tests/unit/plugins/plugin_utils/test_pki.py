@@ -15,7 +15,7 @@ def load(path):
 def test_ca_and_host_files_are_made_once(tmp_path):
     ca, key, changed = ensure_ca(str(tmp_path))
     assert changed and ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    again, _, changed = ensure_ca(str(tmp_path))
+    again, _unused, changed = ensure_ca(str(tmp_path))
     assert not changed and again == ca
 
     files, changed = ensure_host(str(tmp_path), "host2", ["10.77.0.12"], ca, key)
@@ -32,12 +32,12 @@ def test_ca_and_host_files_are_made_once(tmp_path):
 
 
 def test_host_files_are_made_anew_when_the_address_or_the_ca_changes(tmp_path):
-    ca, key, _ = ensure_ca(str(tmp_path / "a"))
-    files, _ = ensure_host(str(tmp_path), "host2", ["10.77.0.12"], ca, key)
+    ca, key, _unused = ensure_ca(str(tmp_path / "a"))
+    files, _unused = ensure_host(str(tmp_path), "host2", ["10.77.0.12"], ca, key)
     first = fingerprint(files)
     assert ensure_host(str(tmp_path), "host2", ["10.77.0.13"], ca, key)[1] is True
     second = fingerprint(files)
-    other_ca, other_key, _ = ensure_ca(str(tmp_path / "b"))
+    other_ca, other_key, _unused = ensure_ca(str(tmp_path / "b"))
     assert ensure_host(str(tmp_path), "host2", ["10.77.0.13"], other_ca, other_key)[1] is True
     load(files["cert.pem"]).verify_directly_issued_by(other_ca)
     assert len({first, second, fingerprint(files)}) == 3
@@ -45,15 +45,15 @@ def test_host_files_are_made_anew_when_the_address_or_the_ca_changes(tmp_path):
 
 def test_check_mode_writes_nothing(tmp_path):
     assert ensure_ca(str(tmp_path), write=False) == (None, None, True)
-    ca, key, _ = ensure_ca(str(tmp_path))
+    ca, key, _unused = ensure_ca(str(tmp_path))
     files, changed = ensure_host(str(tmp_path), "host1", [], ca, key, write=False)
     assert changed and not (tmp_path / "hosts").exists()
 
 
 def test_a_users_ca_is_used_and_needs_both_files(tmp_path):
-    ca, key, _ = ensure_ca(str(tmp_path / "mine"))
+    ca, key, _unused = ensure_ca(str(tmp_path / "mine"))
     cert_path, key_path = str(tmp_path / "mine" / "ca.pem"), str(tmp_path / "mine" / "ca.key")
-    loaded, _, changed = ensure_ca(str(tmp_path / "pki"), cert_path, key_path)
+    loaded, _unused, changed = ensure_ca(str(tmp_path / "pki"), cert_path, key_path)
     assert loaded == ca and not changed and not (tmp_path / "pki").exists()
     with pytest.raises(PKIError, match="go together"):
         ensure_ca(str(tmp_path / "pki"), cert_path, None)
