@@ -16,9 +16,9 @@ def by_name(plan):
     return dict((c["name"], c) for c in plan["containers"])
 
 
-def problems(services, host_settings=None, groups=None):
+def problems(services, host_settings=None, groups=None, **kwargs):
     with pytest.raises(TopologyError) as err:
-        plan_topology(services, host_settings if host_settings is not None else hosts(), groups=groups)
+        plan_topology(services, host_settings if host_settings is not None else hosts(), groups=groups, **kwargs)
     return [str(p) for p in err.value.problems]
 
 
@@ -289,45 +289,9 @@ def test_a_placement_override_to_the_current_host_changes_nothing():
 
 
 def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_plan():
-    assert problems_with(REDIS, placement="redis=nosuchhost,cache=host1") == [
+    assert problems(REDIS, hosts(host1=["redis"]), placement="redis=nosuchhost,cache=host1") == [
         "ambassador_placement_overrides.cache: service 'cache' is not defined in ambassador_services. "
         "Fix: move one of: redis.",
         "ambassador_placement_overrides.redis: host 'nosuchhost' is not in the inventory. "
         "Fix: move the service to one of the inventory's hosts.",
     ]
-
-
-def problems_with(services, **kwargs):
-    with pytest.raises(TopologyError) as err:
-        plan_topology(services, hosts(host1=["redis"]), **kwargs)
-    return [str(p) for p in err.value.problems]
-
-
-# The shared corpus of malformed topologies (tests/data), as the plan action
-# would hand them over for the lab's three hosts.
-import os  # noqa: E402
-
-import yaml  # noqa: E402
-
-from ansible_collections.crosshost.ambassador.plugins.action.plan import HOST_VARIABLES  # noqa: E402
-
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
-with open(CORPUS) as _handle:
-    MALFORMED = yaml.safe_load(_handle)
-HOST_VARIABLE_KEYS = dict(HOST_VARIABLES)
-
-
-def test_the_corpus_is_large_and_its_ids_unique():
-    ids = [case["id"] for case in MALFORMED]
-    assert len(ids) >= 30 and len(set(ids)) == len(ids)
-
-
-@pytest.mark.parametrize("case", MALFORMED, ids=[case["id"] for case in MALFORMED])
-def test_malformed_topology(case):
-    settings = dict(("host%d" % i, {"advertise_address": "10.77.0.1%d" % i}) for i in (1, 2, 3))
-    for host, variables in (case.get("host_vars") or {}).items():
-        for var, value in variables.items():
-            settings[host][HOST_VARIABLE_KEYS[var]] = value
-    found = problems(case["services"], settings)
-    assert any(p.startswith(case["expect"]) for p in found), found
-    assert all(". Fix: " in p for p in found)
