@@ -19,7 +19,6 @@ def problems(services, host_settings):
     return [str(p) for p in err.value.problems]
 
 
-
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
 with open(CORPUS) as _handle:
     MALFORMED = yaml.safe_load(_handle)
