@@ -15,6 +15,7 @@ HOST_VARIABLES = (
     ("ambassador_advertise_address", "advertise_address"),
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
+    ("ambassador_kernel_image", "kernel_image"),
     ("ambassador_docker_host", "docker_host"),
 )
 
@@ -29,7 +30,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts"))
+    _VALID_ARGS = frozenset(("services", "hosts", "dataplane"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -41,6 +42,7 @@ class ActionModule(ActionBase):
         groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
+        dataplane = args["dataplane"] if "dataplane" in args else task_vars.get("ambassador_dataplane")
         hosts = args.get("hosts") or groups.get("all", [])
         settings = {}
         for host in hosts:
@@ -54,7 +56,8 @@ class ActionModule(ActionBase):
             settings[host] = entry
 
         try:
-            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts))
+            plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts),
+                                  dataplane=dataplane)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result

@@ -116,6 +116,8 @@ class DockerHost(object):
             init=True if spec["init"] else None,
             binds=list(spec["volumes"]) or None,
             network_mode=spec["network"],
+            cap_add=list(spec["cap_add"]) or None,
+            sysctls=dict(spec["sysctls"]) or None,
         )
         networking_config = api.create_networking_config({
             spec["network"]: api.create_endpoint_config(aliases=list(spec["aliases"]) or None),

@@ -27,6 +27,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    DATAPLANES, DEFAULT_DATAPLANE, ambassador_process)
+
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
 # command this planner generates runs on it unchanged.
@@ -36,7 +39,8 @@ RESTART_POLICY = "unless-stopped"
 AMBASSADOR_SUFFIX = "_ambassador"
 
 SERVICE_KEYS = frozenset(
-    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers")
+    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
+     "dataplane")
 )
 PROTOCOLS = ("tcp", "udp")
 
@@ -103,28 +107,6 @@ def link_environment(service, ports, protocol):
     return env
 
 
-def socat_forward(protocol, listen_port, target_host, target_port):
-    """The two socat addresses that forward one port."""
-    if ":" in target_host:  # an IPv6 literal
-        target_host = "[%s]" % target_host
-    if protocol == "udp":
-        return ["UDP-RECVFROM:%d,fork,reuseaddr" % listen_port, "UDP-SENDTO:%s:%d" % (target_host, target_port)]
-    return ["TCP-LISTEN:%d,fork,reuseaddr" % listen_port, "TCP:%s:%d" % (target_host, target_port)]
-
-
-def socat_process(forwards):
-    """Entrypoint, command and init flag of a container running one socat per forward.
-
-    One forward runs socat as the container's process (as ``alpine/socat`` is
-    meant to be used); several run under ``/bin/sh`` with an init process, so
-    that a stop signal reaches every socat.
-    """
-    if len(forwards) == 1:
-        return ["socat"], list(forwards[0]), False
-    script = " & ".join("socat %s %s" % (listen, connect) for listen, connect in forwards) + " & wait"
-    return ["/bin/sh", "-c"], [script], True
-
-
 class _Collector(object):
     def __init__(self):
         self.problems = []
@@ -178,7 +160,7 @@ def _string_list(c, path, value, what):
     return out
 
 
-def _normalise_service(c, name, spec, known_hosts, groups):
+def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
     """Validate one service; return its normalised form or None."""
     path = "ambassador_services.%s" % name
     if not isinstance(spec, dict):
@@ -223,6 +205,11 @@ def _normalise_service(c, name, spec, known_hosts, groups):
     protocol = spec.get("protocol", "tcp")
     if protocol not in PROTOCOLS:
         c.add(path + ".protocol", "%r is not a protocol" % (protocol,), "use tcp or udp")
+
+    dataplane = spec.get("dataplane", default_dataplane)
+    if dataplane not in DATAPLANES:
+        c.add(path + ".dataplane", "%r is not a data plane" % (dataplane,),
+              "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES))
 
     image = spec.get("image")
     if image is not None and (not isinstance(image, str) or not image.strip()):
@@ -285,6 +272,7 @@ def _normalise_service(c, name, spec, known_hosts, groups):
         "volumes": volumes,
         "container": container,
         "consumer_hosts": consumer_hosts,
+        "dataplane": dataplane,
     }
 
 
@@ -313,7 +301,7 @@ def _check_address(c, host, hv):
 
 
 def _host_settings(c, host, hv):
-    """Validate a host's own settings; return (network, image, docker_host)."""
+    """Validate a host's own settings; return (network, image, docker_host, kernel_image)."""
     network = hv.get("network") or DEFAULT_NETWORK
     if not isinstance(network, str) or not _NETWORK_NAME.match(network):
         c.add("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
@@ -326,10 +314,14 @@ def _host_settings(c, host, hv):
     if not isinstance(docker_host, str) or not _DOCKER_HOST.match(docker_host):
         c.add("%s: ambassador_docker_host" % host, "%r is not a Docker API URL" % (docker_host,),
               "use e.g. unix:///var/run/docker.sock or tcp://host:2376")
-    return network, image, docker_host
+    kernel_image = hv.get("kernel_image") or None
+    if kernel_image is not None and (not isinstance(kernel_image, str) or any(ch.isspace() for ch in kernel_image)):
+        c.add("%s: ambassador_kernel_image" % host, "%r is not an image reference" % (kernel_image,),
+              "use an image with /bin/sh, iptables-restore and getent")
+    return network, image, docker_host, kernel_image
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None):
+def plan_topology(services, hosts, groups=None, known_hosts=None, dataplane=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
@@ -338,6 +330,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
         ``network``, ``image`` and ``docker_host``. A plan is made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
+    :param dataplane: ``ambassador_dataplane``, the data plane of services that name none
+        (default ``socat``).
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -355,6 +349,12 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
               "write e.g. {redis: {host: host2, port: 6379}}")
         raise TopologyError(c.problems)
 
+    if dataplane is None:
+        dataplane = DEFAULT_DATAPLANE
+    elif dataplane not in DATAPLANES:
+        c.add("ambassador_dataplane", "%r is not a data plane" % (dataplane,), "use %s" % " or ".join(DATAPLANES))
+        dataplane = DEFAULT_DATAPLANE
+
     normalised = {}
     folded = {}
     for name in sorted(services, key=str):
@@ -366,7 +366,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
         if other != name:
             c.add("ambassador_services.%s" % name, "folds to the same variable prefix %s_ as service %r"
                   % (env_prefix(name), other), "rename one of the two services")
-        svc = _normalise_service(c, name, services[name], known, groups)
+        svc = _normalise_service(c, name, services[name], known, groups, dataplane)
         if svc is not None:
             normalised[name] = svc
 
@@ -387,6 +387,12 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     for name, svc in normalised.items():
         for host in svc["consumer_hosts"]:
             consumes.setdefault(host, set()).add(name)
+    # Inverted once, so that the work grows with hosts x consumed services, not hosts x services.
+    consumers_of = dict((name, set()) for name in normalised)
+    for host, wanted in consumes.items():
+        for name in wanted:
+            if name in consumers_of:
+                consumers_of[name].add(host)
 
     # Services placed on hosts without a plan (outside the play) still need an
     # address when consumed elsewhere; the caller passes those hosts in `hosts`.
@@ -395,10 +401,14 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
     for name in sorted(normalised):
         svc = normalised[name]
         provider = svc["host"]
-        remote = sorted(h for h, wanted in consumes.items() if name in wanted and h != provider)
+        remote = sorted(h for h in consumers_of[name] if h != provider)
         svc["remote_consumers"] = remote
         if remote and provider not in addresses:
             addresses[provider] = _check_address(c, provider, hosts.get(provider) or {})
+        if remote and svc["dataplane"] == "kernel" and ":" in (addresses[provider] or ""):
+            c.add("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards IPv4 only, and %s's "
+                  "advertise address %s is IPv6" % (provider, addresses[provider]),
+                  "use dataplane: socat for %s, or an IPv4 advertise address for %s" % (name, provider))
         if remote:
             for port in svc["published"]:
                 key = (port, svc["protocol"])
@@ -410,28 +420,57 @@ def plan_topology(services, hosts, groups=None, known_hosts=None):
 
     plans = {}
     if not c.problems:
+        provided = {}
+        for name, svc in normalised.items():
+            provided.setdefault(svc["host"], []).append(name)
         for host in hosts:
-            plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()), addresses)
+            plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()),
+                                     provided.get(host, []), addresses)
     if c.problems:
         raise TopologyError(c.problems)
     return plans
 
 
-def _host_plan(c, host, host_settings, services, consumed, addresses):
+def _ambassador(name, side, svc, process, image, env, aliases, published):
+    container = {
+        "name": ambassador_name(name),
+        "role": "ambassador",
+        "side": side,
+        "service": name,
+        "dataplane": svc["dataplane"],
+        "image": image,
+        "env": env,
+        "volumes": [],
+        "aliases": aliases,
+        "published": published,
+    }
+    container.update(process)
+    return container
+
+
+def _host_plan(c, host, host_settings, services, consumed, provided, addresses):
     """One host's plan: its network, the containers it must run and the consumers' environment."""
-    network, image, docker_host = host_settings
+    network, image, docker_host, kernel_image = host_settings
     containers = []
     environment = {}
-    for name in sorted(services):
+    for name in sorted(set(provided).union(n for n in consumed if n in services)):
         svc = services[name]
         provider = svc["host"]
-        ports, protocol = svc["ports"], svc["protocol"]
+        ports, protocol, dataplane = svc["ports"], svc["protocol"], svc["dataplane"]
+        ambassador_image = image
+        if dataplane == "kernel":
+            ambassador_image = kernel_image
+            if kernel_image is None and (provider != host or svc["remote_consumers"] or svc["container"] != name):
+                c.add("%s: ambassador_kernel_image" % host, "is not set, yet service %r uses the kernel data plane "
+                      "on this host" % name, "set it to an image with /bin/sh, iptables-restore and getent "
+                      "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
         if provider == host:
             if svc["image"] is not None:
                 containers.append({
                     "name": name,
                     "role": "service",
                     "service": name,
+                    "dataplane": None,
                     "image": svc["image"],
                     "entrypoint": None,
                     "command": svc["command"],
@@ -440,50 +479,29 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "aliases": [],
                     "published": [],
                     "init": False,
+                    "cap_add": [],
+                    "sysctls": {},
                 })
             local_alias = svc["container"] != name and name in consumed
             if svc["remote_consumers"] or local_alias:
                 address = addresses.get(host)
-                forwards = [socat_forward(protocol, p, svc["container"], p) for p in ports]
-                entrypoint, command, init = socat_process(forwards)
-                containers.append({
-                    "name": ambassador_name(name),
-                    "role": "ambassador",
-                    "side": "provider",
-                    "service": name,
-                    "image": image,
-                    "entrypoint": entrypoint,
-                    "command": command,
-                    "env": {},
-                    "volumes": [],
-                    "aliases": [name] if local_alias else [],
-                    "target": svc["container"],
-                    "published": [
-                        {"host_ip": address, "host_port": pub, "port": p, "protocol": protocol}
-                        for p, pub in zip(ports, svc["published"])
-                    ] if svc["remote_consumers"] else [],
-                    "init": init,
-                })
-        elif name in consumed:
+                process = ambassador_process(dataplane, protocol, [(p, p) for p in ports], svc["container"])
+                published = [
+                    {"host_ip": address, "host_port": pub, "port": p, "protocol": protocol}
+                    for p, pub in zip(ports, svc["published"])
+                ] if svc["remote_consumers"] else []
+                ambassador = _ambassador(name, "provider", svc, process, ambassador_image, {},
+                                         [name] if local_alias else [], published)
+                ambassador["target"] = svc["container"]
+                containers.append(ambassador)
+        else:
             address = addresses[provider]
-            forwards = [socat_forward(protocol, p, address, pub) for p, pub in zip(ports, svc["published"])]
-            entrypoint, command, init = socat_process(forwards)
+            pairs = list(zip(ports, svc["published"]))
+            process = ambassador_process(dataplane, protocol, pairs, address)
             prefix = env_prefix(name)
-            containers.append({
-                "name": ambassador_name(name),
-                "role": "ambassador",
-                "side": "consumer",
-                "service": name,
-                "image": image,
-                "entrypoint": entrypoint,
-                "command": command,
-                "env": dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
-                            for p, pub in zip(ports, svc["published"])),
-                "volumes": [],
-                "aliases": [name],
-                "published": [],
-                "init": init,
-            })
+            env = dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
+                       for p, pub in pairs)
+            containers.append(_ambassador(name, "consumer", svc, process, ambassador_image, env, [name], []))
         if name in consumed:
             environment.update(link_environment(name, ports, protocol))
 
@@ -502,6 +520,6 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         "network": network,
         "containers": containers,
         "consumes": sorted(consumed),
-        "provides": sorted(n for n, s in services.items() if s["host"] == host),
+        "provides": sorted(provided),
         "environment": dict(sorted(environment.items())),
     }

@@ -26,7 +26,7 @@ SIDE_LABEL = LABEL_PREFIX + "side"
 
 # What makes up a container: any change here means the container is recreated.
 SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy")
+             "network", "aliases", "published", "init", "restart_policy", "dataplane", "cap_add", "sysctls")
 
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")
@@ -41,6 +41,8 @@ def container_spec(planned):
     spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
                                key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
     spec["init"] = bool(spec["init"])
+    spec["cap_add"] = sorted(spec["cap_add"] or [])
+    spec["sysctls"] = dict(sorted((spec["sysctls"] or {}).items()))
     return spec
 
 

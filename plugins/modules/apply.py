@@ -137,6 +137,20 @@ options:
             description: Docker restart policy.
             type: str
             default: unless-stopped
+          dataplane:
+            description:
+              - For an ambassador, how it forwards (C(socat) in user space, C(kernel) with iptables); null for a
+                service container.
+            type: str
+          cap_add:
+            description: Capabilities added to the container (the kernel data plane needs C(NET_ADMIN)).
+            type: list
+            elements: str
+            default: []
+          sysctls:
+            description: Sysctls of the container's network namespace (the kernel data plane sets C(net.ipv4.ip_forward=1)).
+            type: dict
+            default: {}
           target:
             description:
               - For a provider-side ambassador, the container it forwards to. When no planned container
@@ -345,6 +359,9 @@ def main():
                     )),
                     init=dict(type="bool", default=False),
                     restart_policy=dict(type="str", default="unless-stopped"),
+                    dataplane=dict(type="str"),
+                    cap_add=dict(type="list", elements="str", default=[]),
+                    sysctls=dict(type="dict", default={}),
                     target=dict(type="str"),
                 )),
                 consumes=dict(type="list", elements="str", default=[]),

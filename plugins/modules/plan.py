@@ -13,8 +13,8 @@ short_description: Derive every host's ambassadors from the inventory, validatin
 version_added: 0.1.0
 description:
   - Reads C(ambassador_services) and, for every inventory host, C(ambassador_consumes),
-    C(ambassador_advertise_address), C(ambassador_network), C(ambassador_image) and
-    C(ambassador_docker_host), and returns one plan per host for M(crosshost.ambassador.apply).
+    C(ambassador_advertise_address), C(ambassador_network), C(ambassador_image), C(ambassador_kernel_image)
+    and C(ambassador_docker_host), and returns one plan per host for M(crosshost.ambassador.apply).
   - Runs on the controller and contacts no host. Run it once (C(run_once)); every host's plan is in
     the result.
   - "The whole topology is validated first. When anything is wrong the task fails and lists every
@@ -46,8 +46,18 @@ options:
         (list of int); C(published) (host port(s), default the same); C(protocol) (C(tcp) or C(udp));
         C(image), C(command), C(env), C(volumes) (the collection runs the service container);
         C(container) (the name of a container the user runs, default the service name);
-        C(consumers) (hosts or groups consuming it)."
+        C(consumers) (hosts or groups consuming it); C(dataplane) (C(socat) or C(kernel), default O(dataplane))."
     type: dict
+  dataplane:
+    description:
+      - How ambassadors forward, for services that set no C(dataplane) of their own. Defaults to the variable
+        C(ambassador_dataplane), else C(socat).
+      - C(socat) forwards in user space (one process per connection) and needs no privilege.
+      - C(kernel) forwards in the ambassador's own network namespace with iptables DNAT and MASQUERADE; its
+        ambassadors get the capability C(NET_ADMIN) and the sysctl C(net.ipv4.ip_forward=1), and run the image
+        C(ambassador_kernel_image) (with C(/bin/sh), C(iptables-restore) and C(getent)), which must then be set.
+    type: str
+    choices: [socat, kernel]
   hosts:
     description:
       - The hosts to plan for. Defaults to every inventory host. Hosts outside the play still take part

@@ -30,7 +30,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
     amb = consumer["redis_ambassador"]
     assert amb["side"] == "consumer" and amb["aliases"] == ["redis"] and amb["published"] == []
     assert amb["entrypoint"] == ["socat"]
-    assert amb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.2:6379"]
+    assert amb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:10.0.0.2:6379,nodelay"]
     assert amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
     assert amb["image"] == DEFAULT_IMAGE and amb["network"] == DEFAULT_NETWORK
     assert amb["restart_policy"] == "unless-stopped"
@@ -40,7 +40,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
     assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
-    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:redis:6379"]
+    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:redis:6379,nodelay"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
 
     assert plans["host3"]["containers"] == []
@@ -58,7 +58,7 @@ def test_environment_names_the_alias_and_does_not_change_when_the_service_moves(
         "REDIS_PORT_6379_TCP_PROTO": "tcp",
     }
     # ...while the consumer-side ambassador's target follows the service.
-    assert by_name(after["host1"])["redis_ambassador"]["command"][1] == "TCP:10.0.0.3:6379"
+    assert by_name(after["host1"])["redis_ambassador"]["command"][1] == "TCP:10.0.0.3:6379,nodelay"
 
 
 def test_moving_a_service_changes_only_its_own_containers():
@@ -102,7 +102,7 @@ def test_user_run_container_with_another_name_gets_an_alias_on_its_host():
                           hosts(host1=["db"], host2=["db"]))
     pamb = by_name(plans["host2"])["db_ambassador"]
     assert pamb["aliases"] == ["db"] and pamb["target"] == "postgres-main"
-    assert pamb["command"][1] == "TCP:postgres-main:5432"
+    assert pamb["command"][1] == "TCP:postgres-main:5432,nodelay"
     assert "db" not in by_name(plans["host2"])  # the user runs it
 
 
@@ -113,7 +113,7 @@ def test_host_settings_and_ipv6_advertise_address():
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     assert plans["host2"]["network"] == "appnet" and plans["host2"]["docker_host"] == "tcp://10.0.0.2:2376"
     assert by_name(plans["host2"])["redis_ambassador"]["image"] == "my/socat:1"
-    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379,nodelay"
 
 
 def test_empty_topology_plans_nothing():
