@@ -24,6 +24,7 @@ Words used throughout (the same in the docs and tests):
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import re
 
@@ -423,9 +424,18 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, dataplane=None
         provided = {}
         for name, svc in normalised.items():
             provided.setdefault(svc["host"], []).append(name)
-        for host in hosts:
-            plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()),
-                                     provided.get(host, []), addresses)
+        shared = {}
+        # The plans are acyclic: the cyclic garbage collector would only rescan them, over and
+        # over as they grow (2x the time at 50,000 ambassadors).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for host in hosts:
+                plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()),
+                                         provided.get(host, []), addresses, shared)
+        finally:
+            if collecting:
+                gc.enable()
     if c.problems:
         raise TopologyError(c.problems)
     return plans
@@ -448,8 +458,22 @@ def _ambassador(name, side, svc, process, image, env, aliases, published):
     return container
 
 
-def _host_plan(c, host, host_settings, services, consumed, provided, addresses):
-    """One host's plan: its network, the containers it must run and the consumers' environment."""
+def _consumer_side(svc, address):
+    """What every consumer-side ambassador of a service has in common: its process and env."""
+    name, ports, protocol = svc["name"], svc["ports"], svc["protocol"]
+    pairs = list(zip(ports, svc["published"]))
+    prefix = env_prefix(name)
+    env = dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
+               for p, pub in pairs)
+    return ambassador_process(svc["dataplane"], protocol, pairs, address), env
+
+
+def _host_plan(c, host, host_settings, services, consumed, provided, addresses, shared):
+    """One host's plan: its network, the containers it must run and the consumers' environment.
+
+    ``shared`` caches, per service, what is the same on every consumer host (the consumer-side
+    process and env, the link-style environment), so that it is built once, not once per host.
+    """
     network, image, docker_host, kernel_image = host_settings
     containers = []
     environment = {}
@@ -495,15 +519,14 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses):
                 ambassador["target"] = svc["container"]
                 containers.append(ambassador)
         else:
-            address = addresses[provider]
-            pairs = list(zip(ports, svc["published"]))
-            process = ambassador_process(dataplane, protocol, pairs, address)
-            prefix = env_prefix(name)
-            env = dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
-                       for p, pub in pairs)
+            if ("consumer", name) not in shared:
+                shared["consumer", name] = _consumer_side(svc, addresses[provider])
+            process, env = shared["consumer", name]
             containers.append(_ambassador(name, "consumer", svc, process, ambassador_image, env, [name], []))
         if name in consumed:
-            environment.update(link_environment(name, ports, protocol))
+            if ("links", name) not in shared:
+                shared["links", name] = link_environment(name, ports, protocol)
+            environment.update(shared["links", name])
 
     names = {}
     for ct in containers:
