@@ -14,9 +14,9 @@ process, the capabilities it adds and the sysctls of its network namespace.
 * ``socat`` (the default): one socat per port, forking a process per
   connection, in user space. Needs no privilege. The listen backlog is raised
   (socat's default of 5 drops SYNs when many clients connect at once, which
-  stalls them for a second or more in SYN retransmission) and Nagle is turned
+  stalls them for a second or more in SYN retransmission), Nagle is turned
   off on both sockets (the ambassador must not delay small writes that the
-  client already sent without delay).
+  client already sent without delay) and socat reads up to 64 KiB at once.
 * ``kernel``: no process on the data path. The ambassador's own network
   namespace forwards in the kernel: iptables DNAT of the listened ports to the
   target, MASQUERADE of what goes there. Needs ``NET_ADMIN`` (in that
@@ -33,6 +33,8 @@ DEFAULT_DATAPLANE = "socat"
 
 # socat: listen queue for simultaneous connects (the kernel caps it at net.core.somaxconn).
 SOCAT_BACKLOG = 4096
+# socat: bytes read at once (default 8192).
+SOCAT_BUFFER = 65536
 
 # kernel: the chains the ambassador owns in its namespace's nat table.
 KERNEL_CHAIN_PRE = "XHA_PRE"
@@ -68,8 +70,8 @@ def _socat(protocol, ports, target):
     every socat."""
     forwards = [socat_forward(protocol, listen, target, port) for listen, port in ports]
     if len(forwards) == 1:
-        return {"entrypoint": ["socat"], "command": list(forwards[0]), "init": False}
-    script = " & ".join("socat %s %s" % (listen, connect) for listen, connect in forwards) + " & wait"
+        return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False}
+    script = " & ".join("socat -b %d %s %s" % (SOCAT_BUFFER, listen, connect) for listen, connect in forwards) + " & wait"
     return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True}
 
 

@@ -30,7 +30,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
     amb = consumer["redis_ambassador"]
     assert amb["side"] == "consumer" and amb["aliases"] == ["redis"] and amb["published"] == []
     assert amb["entrypoint"] == ["socat"]
-    assert amb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:10.0.0.2:6379,nodelay"]
+    assert amb["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:10.0.0.2:6379,nodelay"]
     assert amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
     assert amb["image"] == DEFAULT_IMAGE and amb["network"] == DEFAULT_NETWORK
     assert amb["restart_policy"] == "unless-stopped"
@@ -40,7 +40,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
     assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
-    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:redis:6379,nodelay"]
+    assert pamb["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:redis:6379,nodelay"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
 
     assert plans["host3"]["containers"] == []
@@ -58,7 +58,7 @@ def test_environment_names_the_alias_and_does_not_change_when_the_service_moves(
         "REDIS_PORT_6379_TCP_PROTO": "tcp",
     }
     # ...while the consumer-side ambassador's target follows the service.
-    assert by_name(after["host1"])["redis_ambassador"]["command"][1] == "TCP:10.0.0.3:6379,nodelay"
+    assert by_name(after["host1"])["redis_ambassador"]["command"][-1] == "TCP:10.0.0.3:6379,nodelay"
 
 
 def test_moving_a_service_changes_only_its_own_containers():
@@ -91,8 +91,8 @@ def test_consumers_by_group_and_published_ports_and_udp():
     camb = by_name(plans["host3"])["dns_ambassador"]
     # Two ports: one socat each under a shell, with an init process.
     assert camb["entrypoint"] == ["/bin/sh", "-c"] and camb["init"] is True
-    assert camb["command"] == ["socat UDP-RECVFROM:53,fork,reuseaddr UDP-SENDTO:10.0.0.1:1053 & "
-                               "socat UDP-RECVFROM:5353,fork,reuseaddr UDP-SENDTO:10.0.0.1:15353 & wait"]
+    assert camb["command"] == ["socat -b 65536 UDP-RECVFROM:53,fork,reuseaddr UDP-SENDTO:10.0.0.1:1053 & "
+                               "socat -b 65536 UDP-RECVFROM:5353,fork,reuseaddr UDP-SENDTO:10.0.0.1:15353 & wait"]
     assert camb["env"] == {"DNS_PORT_53_UDP": "udp://10.0.0.1:1053", "DNS_PORT_5353_UDP": "udp://10.0.0.1:15353"}
     assert plans["host2"]["environment"]["DNS_PORT_5353_UDP_PROTO"] == "udp"
 
@@ -102,7 +102,7 @@ def test_user_run_container_with_another_name_gets_an_alias_on_its_host():
                           hosts(host1=["db"], host2=["db"]))
     pamb = by_name(plans["host2"])["db_ambassador"]
     assert pamb["aliases"] == ["db"] and pamb["target"] == "postgres-main"
-    assert pamb["command"][1] == "TCP:postgres-main:5432,nodelay"
+    assert pamb["command"][-1] == "TCP:postgres-main:5432,nodelay"
     assert "db" not in by_name(plans["host2"])  # the user runs it
 
 
@@ -113,7 +113,7 @@ def test_host_settings_and_ipv6_advertise_address():
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     assert plans["host2"]["network"] == "appnet" and plans["host2"]["docker_host"] == "tcp://10.0.0.2:2376"
     assert by_name(plans["host2"])["redis_ambassador"]["image"] == "my/socat:1"
-    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379,nodelay"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:[fd00::2]:6379,nodelay"
 
 
 def test_empty_topology_plans_nothing():
@@ -178,3 +178,95 @@ def test_a_service_named_like_another_ambassador_is_refused():
 def test_link_environment_folds_dashes():
     env = link_environment("my-db", [5432], "tcp")
     assert env["MY_DB_PORT_5432_TCP_ADDR"] == "my-db"
+
+
+# ---- data planes ----
+
+def kernel_hosts(**consumes):
+    settings = hosts(**consumes)
+    for h in settings.values():
+        h["kernel_image"] = "my/kernel:1"
+    return settings
+
+
+def test_socat_is_the_default_data_plane_and_needs_no_privilege():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, hosts(host1=["redis"]))
+    for host in ("host1", "host2"):
+        amb = by_name(plans[host])["redis_ambassador"]
+        assert amb["dataplane"] == "socat" and amb["cap_add"] == [] and amb["sysctls"] == {}
+        assert amb["image"] == DEFAULT_IMAGE and amb["entrypoint"] == ["socat"]
+
+
+def test_kernel_data_plane_per_service_with_the_same_names_aliases_and_ports():
+    services = {"redis": {"host": "host2", "port": 6379, "dataplane": "kernel"}, "web": {"host": "host2", "port": 80}}
+    plans = plan_topology(services, kernel_hosts(host1=["redis", "web"]))
+    consumer = by_name(plans["host1"])
+    amb = consumer["redis_ambassador"]
+    assert amb["dataplane"] == "kernel" and amb["image"] == "my/kernel:1"
+    assert amb["aliases"] == ["redis"] and amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
+    assert amb["cap_add"] == ["NET_ADMIN"] and amb["sysctls"]["net.ipv4.ip_forward"] == "1"
+    assert amb["entrypoint"] == ["/bin/sh", "-c"] and amb["init"] is True
+    script = amb["command"][0]
+    assert "target='10.0.0.2'" in script
+    assert "-A XHA_PRE -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
+    assert "-A XHA_POST -p tcp -d $ip --dport 6379 -j MASQUERADE" in script
+    assert consumer["web_ambassador"]["dataplane"] == "socat"  # the other service keeps the default
+    provider = by_name(plans["host2"])["redis_ambassador"]
+    assert provider["dataplane"] == "kernel" and "target='redis'" in provider["command"][0]
+    assert provider["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
+    assert plans["host1"]["environment"]["REDIS_PORT_6379_TCP"] == "tcp://redis:6379"
+
+
+def test_global_data_plane_and_a_service_that_overrides_it():
+    services = {"redis": {"host": "host2", "port": 6379}, "dns": {"host": "host2", "port": 53, "published": 1053,
+                                                                  "protocol": "udp", "dataplane": "socat"}}
+    plans = plan_topology(services, kernel_hosts(host1=["redis", "dns"]), dataplane="kernel")
+    consumer = by_name(plans["host1"])
+    assert consumer["redis_ambassador"]["dataplane"] == "kernel"
+    assert consumer["dns_ambassador"]["dataplane"] == "socat"
+
+
+def test_kernel_data_plane_forwards_udp_and_several_ports():
+    services = {"dns": {"host": "host2", "ports": [53, 5353], "published": [1053, 15353], "protocol": "udp",
+                        "dataplane": "kernel"}}
+    script = by_name(plan_topology(services, kernel_hosts(host1=["dns"]))["host1"])["dns_ambassador"]["command"][0]
+    assert "-A XHA_PRE -p udp --dport 53 -j DNAT --to-destination $ip:1053" in script
+    assert "-A XHA_PRE -p udp --dport 5353 -j DNAT --to-destination $ip:15353" in script
+    assert "-A XHA_POST -p udp -d $ip --dport 15353 -j MASQUERADE" in script
+
+
+def test_moving_a_kernel_service_changes_only_its_target():
+    before = plan_topology({"redis": {"host": "host2", "port": 6379, "dataplane": "kernel"}},
+                           kernel_hosts(host1=["redis"]))
+    after = plan_topology({"redis": {"host": "host3", "port": 6379, "dataplane": "kernel"}},
+                          kernel_hosts(host1=["redis"]))
+    b, a = by_name(before["host1"])["redis_ambassador"], by_name(after["host1"])["redis_ambassador"]
+    assert b["command"][0].replace("10.0.0.2", "10.0.0.3") == a["command"][0]
+    assert b["aliases"] == a["aliases"] and b["name"] == a["name"]
+
+
+@pytest.mark.parametrize("services, settings, dataplane, expected", [
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "ebpf"}}, None, None,
+     "ambassador_services.redis.dataplane: 'ebpf' is not a data plane. Fix: use socat or kernel"),
+    ({"redis": {"host": "host2", "port": 1}}, None, "haproxy",
+     "ambassador_dataplane: 'haproxy' is not a data plane. Fix: use socat or kernel"),
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts(host1=["redis"]), None,
+     "host1: ambassador_kernel_image: is not set, yet service 'redis' uses the kernel data plane"),
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "kernel", "consumers": ["host1"]}},
+     {"host1": {"kernel_image": "k"}, "host2": {"advertise_address": "fd00::2", "kernel_image": "k"}}, None,
+     "ambassador_services.redis.dataplane: the kernel data plane forwards IPv4 only"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"kernel_image": "bad image"}}, None,
+     "host2: ambassador_kernel_image: 'bad image' is not an image reference"),
+])
+def test_invalid_data_planes_name_the_variable_and_the_fix(services, settings, dataplane, expected):
+    with pytest.raises(TopologyError) as err:
+        plan_topology(services, settings if settings is not None else hosts(), dataplane=dataplane)
+    found = [str(p) for p in err.value.problems]
+    assert any(p.startswith(expected) for p in found), found
+    assert all(". Fix: " in p for p in found)
+
+
+def test_a_host_without_kernel_ambassadors_needs_no_kernel_image():
+    plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts())
+    assert by_name(plans["host2"]) == {}  # no consumers: no ambassador, no kernel image needed
+
