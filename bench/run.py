@@ -426,6 +426,7 @@ def bench_disruption(cfg, results, lab):
                                       os.path.join(HERE, "probe.py"), "mover", "7000",
                                       "--seconds", str(cfg["disruption_seconds"])],
                                      stdout=subprocess.PIPE, universal_newlines=True)
+            t_probe = time.monotonic()
             time.sleep(3)
             service["host"] = dst
             lab.write_topology({"mover": service})
@@ -441,6 +442,7 @@ def bench_disruption(cfg, results, lab):
             recovered = bool(samples) and samples[-1][1]
             windows.append(window)
             runs.append({"from": src, "to": dst, "failed_requests": len(failed), "window_s": window,
+                         "failed_at_s": failed, "move_started_at_s": t_move - t_probe,
                          "requests": len(samples), "recovered": recovered, "playbook_s": t_done,
                          "move_actions": move["actions"]})
         out[plane] = {"window_median_s": median(windows), "windows_s": windows, "runs": runs}
