@@ -27,12 +27,12 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
 import controller  # noqa: E402
+from conftest import ansible_playbook  # noqa: E402  (the integration tests' playbook runner)
 
-CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],
     "lab_bridge": "xhbench0",
@@ -81,40 +81,18 @@ def median(values):
 
 
 class Playbook(object):
-    """ansible-playbook runs, timed, with what the apply module did (record_results callback)."""
+    """ansible-playbook runs (the integration tests' runner), timed, with what the apply module did."""
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.count = 0
 
     def run(self, args, check=True):
-        self.count += 1
-        record = os.path.join(self.workdir, "record-%d.json" % self.count)
-        env = dict(os.environ)
-        env.update({
-            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
-            "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-            "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
-            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
-            "RECORD_RESULTS_FILE": record,
-            "ANSIBLE_NOCOLOR": "1",
-        })
         start = time.perf_counter()
-        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook")] + list(args), cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=1800)
+        run = ansible_playbook(args, self.workdir)
         elapsed = time.perf_counter() - start
-        if check and proc.returncode != 0:
-            raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(args), proc.stdout[-5000:]))
-        result = {"rc": proc.returncode, "seconds": elapsed, "changed": {}, "actions": {}}
-        if os.path.exists(record):
-            with open(record) as handle:
-                data = json.load(handle)
-            result["changed"] = dict((h, s["changed"]) for h, s in data["stats"].items())
-            for r in data["results"]:
-                if r["action"] == "crosshost.ambassador.apply":
-                    result["actions"][r["host"]] = [(a["action"], a["kind"], a["name"])
-                                                    for a in r["result"].get("actions", [])]
-        return result
+        if check and run.rc != 0:
+            raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(args), run.output[-5000:]))
+        return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions()}
 
 
 class BenchLab(object):
