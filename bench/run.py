@@ -44,6 +44,8 @@ BENCH_LAB = {
 OWNER_LABEL = "crosshost.ambassador.managed"
 BENCH_LABEL = "crosshost-bench"
 SECTIONS = ("planning", "controller", "apply", "datapath", "disruption")
+# How the topology role applies a change: make-before-break across hosts (default), or one step.
+MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_break=false"]}
 
 FULL = {
     "planning": [(10, 10), (100, 100), (1000, 1000), (5000, 1000)],
@@ -219,7 +221,8 @@ def bench_apply(cfg, results, lab):
     lab.write_topology(services)
     log("apply: converging %d services on %d hosts" % (n, len(lab.hosts)))
     first = lab.site()
-    noop, naive, moves, noop_around_moves = [], [], [], []
+    noop, naive, noop_around_moves = [], [], []
+    moves = dict((mode, []) for mode in MODES)
     checks = {"noop_changed": [], "naive_changed": [], "move_touched": [], "move_only_that_service": []}
     for _ in range(cfg["apply_rounds"]):
         a = lab.site()
@@ -233,15 +236,16 @@ def bench_apply(cfg, results, lab):
     hosts = sorted(lab.hosts)
     home = services[moved]["host"]
     away = hosts[(hosts.index(home) + 1) % len(hosts)]
-    for i in range(cfg["apply_rounds"]):
+    for i in range(2 * cfg["apply_rounds"]):
+        mode = list(MODES)[i % 2]  # interleaved: one mode, then the other
         target = away if i % 2 == 0 else home
         services[moved]["host"] = target
         services[moved]["consumers"] = [h for h in hosts if h != target]
         lab.write_topology(services)
         before = lab.containers()
-        m = lab.site()
+        m = lab.site(*MODES[mode])
         after = lab.containers()
-        moves.append(m["seconds"])
+        moves[mode].append(m["seconds"])
         t = touched(before, after)
         count = sum(len(v) for v in t.values())
         checks["move_touched"].append({"containers": count, "by_host": t, "actions": m["actions"]})
@@ -255,8 +259,8 @@ def bench_apply(cfg, results, lab):
         "noop_s": noop, "naive_noop_s": naive, "move_s": moves, "noop_after_move_s": noop_around_moves,
         "noop_median_s": median(noop), "naive_median_s": median(naive),
         "naive_over_noop": median(naive) / median(noop),
-        "move_median_s": median(moves),
-        "move_over_noop": median(moves) / median(noop + noop_around_moves),
+        "move_median_s": dict((mode, median(v)) for mode, v in moves.items()),
+        "move_over_noop": dict((mode, median(v) / median(noop + noop_around_moves)) for mode, v in moves.items()),
         "checks": checks,
     }
 
@@ -387,7 +391,7 @@ def bench_disruption(cfg, results, lab):
     hosts = sorted(lab.hosts)
     consumer = hosts[0]
     out = {}
-    for plane in ("socat", "kernel"):
+    for plane, mode in [(p, m) for p in ("socat", "kernel") for m in MODES]:
         windows = []
         runs = []
         for i in range(cfg["disruption_rounds"]):
@@ -409,7 +413,7 @@ def bench_disruption(cfg, results, lab):
             service["host"] = dst
             lab.write_topology({"mover": service})
             t_move = time.monotonic()
-            move = lab.site()
+            move = lab.site(*MODES[mode])
             t_done = time.monotonic() - t_move
             stdout, _ = probe.communicate(timeout=cfg["disruption_seconds"] + 60)
             probe_ct.remove(force=True)
@@ -423,7 +427,7 @@ def bench_disruption(cfg, results, lab):
                          "failed_at_s": failed, "move_started_at_s": t_move - t_probe,
                          "requests": len(samples), "recovered": recovered, "playbook_s": t_done,
                          "move_actions": move["actions"]})
-        out[plane] = {"window_median_s": median(windows), "windows_s": windows, "runs": runs}
+        out["%s, %s" % (plane, mode)] = {"window_median_s": median(windows), "windows_s": windows, "runs": runs}
     results["disruption"] = out
 
 
@@ -469,9 +473,11 @@ def table(results):
             fmt(a["noop_median_s"]), fmt(a["naive_median_s"]), fmt(a["naive_over_noop"]),
             max(a["checks"]["noop_changed"]), max(a["checks"]["naive_changed"])))
         touched_counts = [t["containers"] for t in a["checks"]["move_touched"]]
-        add("| move 1 of %d services | %s | no-op site.yml | %s | move/no-op %s | %s containers, only that service: %s |" % (
-            a["services"], fmt(a["move_median_s"]), fmt(median(a["noop_s"] + a["noop_after_move_s"])),
-            fmt(a["move_over_noop"]), "/".join(map(str, touched_counts)), all(a["checks"]["move_only_that_service"])))
+        for mode in MODES:
+            add("| move 1 of %d services, %s | %s | no-op site.yml | %s | move/no-op %s | %s containers, only that service: %s |" % (
+                a["services"], mode, fmt(a["move_median_s"][mode]), fmt(median(a["noop_s"] + a["noop_after_move_s"])),
+                fmt(a["move_over_noop"][mode]), "/".join(map(str, touched_counts)),
+                all(a["checks"]["move_only_that_service"])))
     if "datapath" in results:
         d = results["datapath"]
         add("")
@@ -492,7 +498,7 @@ def table(results):
     if "disruption" in results:
         add("")
         add("## 5. Move disruption: a request every 10 ms through the ambassador while the service moves")
-        add("| data plane | window of failed requests s (median) | windows s | failed requests | move playbook s |")
+        add("| data plane, how applied | window of failed requests s (median) | windows s | failed requests | move playbook s |")
         add("|---|---:|---|---|---|")
         for plane, e in results["disruption"].items():
             add("| %s | %s | %s | %s | %s |" % (plane, fmt(e["window_median_s"]), ", ".join(fmt(w) for w in e["windows_s"]),

@@ -143,6 +143,9 @@ class DockerHost(object):
             raise
         return container_id
 
+    def rename(self, container_id, name, new_name):
+        self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)
+
     def start(self, container_id, name):
         self._call("starting container %s" % name, self.api.start, container_id)
 

@@ -38,7 +38,8 @@ class Run(object):
         return sorted(h for h, s in self.stats.items() if s["failures"] or s["unreachable"])
 
     def results_of(self, action):
-        return dict((r["host"], r) for r in self.results if r["action"] == action)
+        """Host -> the last result of `action` that ran (a phase skipped for lack of work is no result)."""
+        return dict((r["host"], r) for r in self.results if r["action"] == action and r["status"] != "skipped")
 
     def actions(self):
         """Host -> sorted (action, name) pairs reported by crosshost.ambassador.apply."""
