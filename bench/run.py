@@ -47,29 +47,18 @@ SECTIONS = ("planning", "controller", "apply", "datapath", "disruption")
 # How the topology role applies a change: make-before-break across hosts (default), or one step.
 MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_break=false"]}
 
-FULL = {
-    "planning": [(10, 10), (100, 100), (1000, 1000), (5000, 1000)],
-    "planning_repeat": 5,
-    "controller_hosts": (1000, 100),
-    "controller_rounds": 2,
-    "apply_services": 50,
-    "apply_rounds": 3,
-    "bench_requests": {16: 200000, 1: 40000},
-    "datapath_rounds": 3,
-    "disruption_rounds": 3,
-    "disruption_seconds": 25,
-}
-QUICK = {
-    "planning": [(10, 10), (100, 100), (1000, 100)],
-    "planning_repeat": 2,
-    "controller_hosts": (50, 20),
-    "controller_rounds": 1,
-    "apply_services": 6,
-    "apply_rounds": 1,
-    "bench_requests": {16: 5000, 1: 2000},
-    "datapath_rounds": 1,
-    "disruption_rounds": 1,
-    "disruption_seconds": 12,
+# Sizes: (full run, --quick).
+SIZES = {
+    "planning": ([(10, 10), (100, 100), (1000, 1000), (5000, 1000)], [(10, 10), (100, 100), (1000, 100)]),
+    "planning_repeat": (5, 2),
+    "controller_hosts": ((1000, 100), (50, 20)),
+    "controller_rounds": (2, 1),
+    "apply_services": (50, 6),
+    "apply_rounds": (3, 1),
+    "bench_requests": ({16: 200000, 1: 40000}, {16: 5000, 1: 2000}),
+    "datapath_rounds": (3, 1),
+    "disruption_rounds": (3, 1),
+    "disruption_seconds": (25, 12),
 }
 
 
@@ -525,7 +514,7 @@ def main(argv=None):
     parser.add_argument("--json", help="where to write the results (default bench/results/latest.json or quick.json)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = dict((key, sizes[1 if args.quick else 0]) for key, sizes in SIZES.items())
     sections = args.only or list(SECTIONS)
     path = args.json or os.path.join(HERE, "results", "quick.json" if args.quick else "latest.json")
 

@@ -179,12 +179,12 @@ options:
       - Which of the host's actions to take, in their order. V(make) creates the network, pulls images,
         creates and starts containers (and removes those whose published port a new container needs);
         V(switch) recreates changed containers; V(break) removes containers no longer planned.
-      - Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
+      - "Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
         make-before-break, as the M(crosshost.ambassador.topology) role does. A moved service then runs on its
-        new host before its consumers' ambassadors switch to it: consumers see a cut of their open
-        connections instead of a gap as long as the move.
+        new host before its consumers' ambassadors switch to it; consumers see a cut of their open
+        connections instead of a gap as long as the move."
       - Whatever the phases, a changed consumer-side ambassador (no published port) is replaced side by
-        side: the new one starts, then the old one is removed.
+        side; the new one starts, then the old one is removed.
     type: list
     elements: str
     choices: [make, switch, break]

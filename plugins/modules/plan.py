@@ -140,7 +140,8 @@ plans:
           service: redis
           image: docker.io/alpine/socat:1.8.0.3
           entrypoint: [socat]
-          command: ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.77.0.12:6379"]
+          command: ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:10.77.0.12:6379,nodelay"]
+          dataplane: socat
           aliases: [redis]
 problems:
   description: When the topology is invalid, every problem found, each naming the variable and the fix.
