@@ -66,7 +66,9 @@ class ActionModule(ActionBase):
 
         if args.get("as_json"):
             # One string per host: Ansible handles a result of thousands of nested dicts slowly
-            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly.
+            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly. Templated
+            # first: Jinja left in the inventory's values would not be rendered inside a string.
+            plans = self._templar.template(plans)
             result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
         else:
             result["plans"] = plans
