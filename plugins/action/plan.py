@@ -45,6 +45,9 @@ class ActionModule(ActionBase):
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
         dataplane = args["dataplane"] if "dataplane" in args else task_vars.get("ambassador_dataplane")
+        # Rendered here: Jinja left in them (e.g. image: "{{ lab_redis_image }}") would otherwise
+        # reach the plans, and stay unrendered inside the JSON strings of as_json.
+        services, dataplane = self._templar.template([services, dataplane])
         hosts = args.get("hosts") or groups.get("all", [])
         settings = {}
         for host in hosts:
@@ -66,9 +69,7 @@ class ActionModule(ActionBase):
 
         if args.get("as_json"):
             # One string per host: Ansible handles a result of thousands of nested dicts slowly
-            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly. Templated
-            # first: Jinja left in the inventory's values would not be rendered inside a string.
-            plans = self._templar.template(plans)
+            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly.
             result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
         else:
             result["plans"] = plans

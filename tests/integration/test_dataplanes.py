@@ -36,4 +36,4 @@ def test_each_data_plane_carries_traffic_between_hosts(lab, topology, dataplane)
         if dataplane == "kernel":
             assert config["CapAdd"] == ["NET_ADMIN"] and config["Sysctls"]["net.ipv4.ip_forward"] == "1"
         else:
-            assert not config["CapAdd"] and not config["Sysctls"]
+            assert not config.get("CapAdd") and not config.get("Sysctls")
