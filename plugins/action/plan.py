@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
@@ -17,6 +19,7 @@ HOST_VARIABLES = (
     ("ambassador_source_address", "source_address"),
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
+    ("ambassador_kernel_image", "kernel_image"),
     ("ambassador_docker_host", "docker_host"),
     ("ambassador_tls_dir", "tls_dir"),
 )
@@ -32,7 +35,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement"))
+    _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement", "dataplane", "as_json"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -45,8 +48,12 @@ class ActionModule(ActionBase):
 
         services = args["services"] if "services" in args else task_vars.get("ambassador_services")
         tls = args["tls"] if "tls" in args else task_vars.get("ambassador_tls", False)
+        dataplane = args["dataplane"] if "dataplane" in args else task_vars.get("ambassador_dataplane")
         hosts = args.get("hosts") or groups.get("all", [])
         placement = args["placement"] if "placement" in args else task_vars.get("ambassador_placement_overrides")
+        # Rendered here: Jinja left in them (e.g. image: "{{ lab_redis_image }}") would otherwise
+        # reach the plans, and stay unrendered inside the JSON strings of as_json.
+        services, dataplane, tls, placement = self._templar.template([services, dataplane, tls, placement])
         settings = {}
         for host in hosts:
             if host not in hostvars:
@@ -60,15 +67,23 @@ class ActionModule(ActionBase):
 
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
-                                  placement=placement)
+                                  placement=placement, dataplane=dataplane)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result
 
+        if args.get("as_json"):
+            # One string per host: Ansible handles a result of thousands of nested dicts slowly
+            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly.
+            result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
+        else:
+            result["plans"] = plans
         result.update(
             changed=False,
-            plans=plans,
             tls=any(plan["tls_dir"] for plan in plans.values()),
+            # The names a TLS host's certificate must carry, for the tls step.
+            tls_hosts=dict((host, [plan["advertise_address"]] if plan["advertise_address"] else [])
+                           for host, plan in plans.items() if plan["tls_dir"]),
             summary={
                 "hosts": len(plans),
                 "services": len(services),

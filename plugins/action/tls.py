@@ -17,7 +17,7 @@ DEFAULT_PKI_DIR = "~/.ansible/crosshost.ambassador/pki"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("plans", "pki_dir", "ca_cert", "ca_key"))
+    _VALID_ARGS = frozenset(("hosts", "pki_dir", "ca_cert", "ca_key"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -28,9 +28,10 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="tls: the Python library cryptography is needed on the controller "
                           "(pip install cryptography)", exception=CRYPTOGRAPHY_IMPORT_ERROR)
             return result
-        plans = args.get("plans")
-        if not isinstance(plans, dict):
-            result.update(failed=True, msg="tls: plans must be the plans returned by crosshost.ambassador.plan")
+        wanted = args.get("hosts")
+        if not isinstance(wanted, dict):
+            result.update(failed=True, msg="tls: hosts must map each hostname to its addresses (the plan step's "
+                                           "tls_hosts)")
             return result
         pki_dir = os.path.expanduser(args.get("pki_dir") or DEFAULT_PKI_DIR)
         write = not self._task.check_mode
@@ -39,11 +40,8 @@ class ActionModule(ActionBase):
         try:
             ca_cert, ca_key, ca_changed = ensure_ca(pki_dir, args.get("ca_cert"), args.get("ca_key"), write=write)
             changed = changed or ca_changed
-            for host in sorted(plans):
-                plan = plans[host]
-                if not plan.get("tls_dir"):
-                    continue
-                addresses = [plan["advertise_address"]] if plan.get("advertise_address") else []
+            for host in sorted(wanted):
+                addresses = list(wanted[host] or [])
                 files, host_changed = ensure_host(pki_dir, host, addresses, ca_cert, ca_key, write=write)
                 changed = changed or host_changed
                 current = write or not host_changed

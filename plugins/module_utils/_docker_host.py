@@ -121,6 +121,8 @@ class DockerHost(object):
             security_opt=list(spec["security_opt"]) or None,
             mem_limit=spec["memory"] or None,
             pids_limit=spec["pids_limit"] or None,
+            cap_add=list(spec["cap_add"]) or None,
+            sysctls=dict(spec["sysctls"]) or None,
         )
         networking_config = api.create_networking_config({
             spec["network"]: api.create_endpoint_config(aliases=list(spec["aliases"]) or None),
@@ -151,6 +153,9 @@ class DockerHost(object):
                          % (spec["service"], spec["service"]))
             raise EngineError(text)
         return container_id
+
+    def rename(self, container_id, name, new_name):
+        self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)
 
     def start(self, container_id, name):
         self._call("starting container %s" % name, self.api.start, container_id)

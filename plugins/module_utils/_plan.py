@@ -24,9 +24,12 @@ Words used throughout (the same in the docs and tests):
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import re
-import shlex
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    DATAPLANES, DEFAULT_DATAPLANE, KERNEL_CAPABILITIES, TLS_MOUNT, ambassador_process)
 
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
@@ -48,18 +51,23 @@ AMBASSADOR_HARDENING = {
     "pids_limit": 1024,
 }
 # Service containers are the user's application: run as their image says.
-# Mutual TLS between ambassadors: each host's CA certificate, certificate and key
-# are installed in its TLS directory and mounted read-only here.
-TLS_MOUNT = "/tls"
+# The kernel data plane programs iptables in the ambassador's own network
+# namespace: it runs as root with NET_ADMIN (that namespace's only), and
+# iptables needs a writable /run for its lock; the rest of the hardening holds.
+KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False, cap_drop=["ALL"])
+
+# Mutual TLS between ambassadors (socat data plane): each host's CA certificate,
+# certificate and key are installed in its TLS directory, mounted read-only at
+# TLS_MOUNT.
 DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
 
 SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
-                    "pids_limit": None}
+                    "pids_limit": None, "dataplane": None, "cap_add": [], "sysctls": {}}
 
 SERVICE_KEYS = frozenset(
     ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
-     "tls")
+     "tls", "dataplane")
 )
 PROTOCOLS = ("tcp", "udp")
 
@@ -124,69 +132,6 @@ def link_environment(service, ports, protocol):
         env[base + "_PORT"] = str(port)
         env[base + "_PROTO"] = protocol
     return env
-
-
-def _bracket(address):
-    return "[%s]" % address if ":" in address else address
-
-
-def _socat_escape(text):
-    """Escape what socat's address parser would take for itself (':' ',' ';' brackets...)."""
-    for char in "\\:,;!()[]{}'\"":
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def _tls_options():
-    return "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
-
-
-def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
-    """The two socat addresses that forward one port, accepting only peers in ``allow``.
-
-    ``tls`` makes the network side mutual TLS: ``"server"`` on a provider-side
-    ambassador (it listens with its certificate and demands a client certificate
-    from the same CA), or the provider's inventory hostname on a consumer-side
-    one (it connects with its certificate and checks the provider's name).
-
-    One allowed peer is checked by socat itself (``range=``); several by a shell
-    test of the peer address socat hands to the forked child, which then
-    connects on. An empty ``allow`` accepts every peer (consumer-side ambassadors,
-    reached only on their host's network).
-    """
-    if protocol == "udp":
-        listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
-        connect = "UDP-SENDTO:%s:%d" % (_bracket(target_host), target_port)
-    elif tls == "server":
-        listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,%s" % (listen_port, _tls_options())
-        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
-    elif tls:
-        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
-        connect = "OPENSSL:%s:%d,%s,commonname=%s" % (_bracket(target_host), target_port, _tls_options(), tls)
-    else:
-        listen = "TCP-LISTEN:%d,fork,reuseaddr" % listen_port
-        connect = "TCP:%s:%d" % (_bracket(target_host), target_port)
-    allow = sorted(set(allow))
-    if len(allow) == 1:
-        listen += ",range=%s/%d" % (_bracket(allow[0]), 128 if ":" in allow[0] else 32)
-    elif allow:
-        test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
-        connect = "SYSTEM:" + _socat_escape("test %s && exec socat - %s" % (test, connect))
-    return [listen, connect]
-
-
-def socat_process(forwards):
-    """Entrypoint, command and init flag of a container running one socat per forward.
-
-    One forward runs socat as the container's process (as ``alpine/socat`` is
-    meant to be used); several run under ``/bin/sh`` with an init process, so
-    that a stop signal reaches every socat.
-    """
-    if len(forwards) == 1:
-        return ["socat"], list(forwards[0]), False
-    script = " & ".join("socat %s %s" % (shlex.quote(listen), shlex.quote(connect))
-                        for listen, connect in forwards) + " & wait"
-    return ["/bin/sh", "-c"], [script], True
 
 
 class _Collector(object):
@@ -261,7 +206,7 @@ def _string_list(c, path, value, what):
     return out
 
 
-def _normalise_service(c, name, spec, known_hosts, groups):
+def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
     """Validate one service; return its normalised form or None."""
     path = "ambassador_services.%s" % name
     if not isinstance(spec, dict):
@@ -344,6 +289,11 @@ def _normalise_service(c, name, spec, known_hosts, groups):
             c.add(path + ".container", "%r is not a valid container name" % (container,),
                   "use letters, digits, '_', '.' or '-', starting with a letter or digit")
 
+    dataplane = spec.get("dataplane", default_dataplane)
+    if dataplane not in DATAPLANES:
+        c.add(path + ".dataplane", "%r is not a data plane" % (dataplane,),
+              "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES))
+
     tls = spec.get("tls")
     if tls is not None and _bool(tls) is None:
         c.add(path + ".tls", "%r is not true or false" % (tls,), "write tls: true or tls: false")
@@ -379,6 +329,7 @@ def _normalise_service(c, name, spec, known_hosts, groups):
         "container": container,
         "consumer_hosts": consumer_hosts,
         "tls": tls,
+        "dataplane": dataplane,
     }
 
 
@@ -451,7 +402,7 @@ def _check_address(c, host, hv):
 
 
 def _host_settings(c, host, hv):
-    """Validate a host's own settings; return (network, image, docker_host)."""
+    """Validate a host's own settings; return (network, image, docker_host, tls_dir, kernel_image)."""
     network = hv.get("network") or DEFAULT_NETWORK
     if not isinstance(network, str) or not _NETWORK_NAME.match(network):
         c.add("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
@@ -468,7 +419,11 @@ def _host_settings(c, host, hv):
     if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or ":" in tls_dir:
         c.add("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
               "use an absolute directory path without ':'")
-    return network, image, docker_host, tls_dir
+    kernel_image = hv.get("kernel_image") or None
+    if kernel_image is not None and (not isinstance(kernel_image, str) or any(ch.isspace() for ch in kernel_image)):
+        c.add("%s: ambassador_kernel_image" % host, "%r is not an image reference" % (kernel_image,),
+              "use an image with /bin/sh, iptables-restore and getent")
+    return network, image, docker_host, tls_dir, kernel_image
 
 
 def parse_placement(value):
@@ -530,7 +485,7 @@ def _apply_placement(c, services, placement, known_hosts):
     return moved
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None):
+def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
@@ -546,6 +501,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     :param placement: ``ambassador_placement_overrides``: services to place on
         another host than their ``host`` says, ``{service: host}`` or survey text
         (see :func:`parse_placement`). The move is validated like the rest.
+    :param dataplane: ``ambassador_dataplane``, the data plane of services that name none
+        (default ``socat``).
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -567,6 +524,11 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     if _bool(tls) is None:
         c.add("ambassador_tls", "%r is not true or false" % (tls,), "set ambassador_tls: true or false")
     tls = bool(_bool(tls))
+    if dataplane is None:
+        dataplane = DEFAULT_DATAPLANE
+    elif dataplane not in DATAPLANES:
+        c.add("ambassador_dataplane", "%r is not a data plane" % (dataplane,), "use %s" % " or ".join(DATAPLANES))
+        dataplane = DEFAULT_DATAPLANE
     normalised = {}
     folded = {}
     for name in sorted(services, key=str):
@@ -578,10 +540,15 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
         if other != name:
             c.add("ambassador_services.%s" % name, "folds to the same variable prefix %s_ as service %r"
                   % (env_prefix(name), other), "rename one of the two services")
-        svc = _normalise_service(c, name, services[name], known, groups)
+        svc = _normalise_service(c, name, services[name], known, groups, dataplane)
         if svc is not None:
             if svc["tls"] is None:
                 svc["tls"] = tls and svc["protocol"] == "tcp"
+            if svc["tls"] and svc["dataplane"] == "kernel":
+                c.add("ambassador_services.%s.tls" % name, "the kernel data plane forwards packets and cannot speak "
+                      "TLS (asked for by %s)" % ("tls: true" if services[name].get("tls") is not None
+                                                 else "ambassador_tls"),
+                      "use dataplane: socat for %s, or set tls: false on it" % name)
             normalised[name] = svc
 
     # Each host's settings and consumed services.
@@ -601,6 +568,12 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     for name, svc in normalised.items():
         for host in svc["consumer_hosts"]:
             consumes.setdefault(host, set()).add(name)
+    # Inverted once, so that the work grows with hosts x consumed services, not hosts x services.
+    consumers_of = dict((name, set()) for name in normalised)
+    for host, wanted in consumes.items():
+        for name in wanted:
+            if name in consumers_of:
+                consumers_of[name].add(host)
 
     # Services placed on hosts without a plan (outside the play) still need an
     # address when consumed elsewhere; the caller passes those hosts in `hosts`.
@@ -610,7 +583,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     for name in sorted(normalised):
         svc = normalised[name]
         provider = svc["host"]
-        remote = sorted(h for h, wanted in consumes.items() if name in wanted and h != provider)
+        remote = sorted(h for h in consumers_of[name] if h != provider)
         svc["remote_consumers"] = remote
         svc["allow"] = []
         if remote and provider not in addresses:
@@ -619,6 +592,10 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
             if consumer not in sources:
                 sources[consumer] = _source_address(c, consumer, hosts.get(consumer) or {})
             svc["allow"].append(sources[consumer])
+        if remote and svc["dataplane"] == "kernel" and ":" in (addresses[provider][0] or ""):
+            c.add("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards IPv4 only, and %s's "
+                  "advertise address %s is IPv6" % (provider, addresses[provider][0]),
+                  "use dataplane: socat for %s, or an IPv4 advertise address for %s" % (name, provider))
         if remote:
             for port in svc["published"]:
                 key = (port, svc["protocol"])
@@ -630,26 +607,82 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
 
     plans = {}
     if not c.problems:
-        for host in hosts:
-            plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()), addresses)
-            plans[host]["advertise_address"] = (hosts[host] or {}).get("advertise_address")
+        provided = {}
+        for name, svc in normalised.items():
+            provided.setdefault(svc["host"], []).append(name)
+        shared = {}
+        # The plans are acyclic: the cyclic garbage collector would only rescan them, over and
+        # over as they grow (2x the time at 50,000 ambassadors).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for host in hosts:
+                plans[host] = _host_plan(c, host, settings[host], normalised, consumes.get(host, set()),
+                                         provided.get(host, []), addresses, shared)
+                plans[host]["advertise_address"] = (hosts[host] or {}).get("advertise_address")
+        finally:
+            if collecting:
+                gc.enable()
     if c.problems:
         raise TopologyError(c.problems)
     return plans
 
 
-def _host_plan(c, host, host_settings, services, consumed, addresses):
-    """One host's plan: its network, the containers it must run and the consumers' environment."""
-    network, image, docker_host, tls_dir = host_settings
+def _ambassador(name, side, svc, process, image, env, aliases, published, tls):
+    container = {
+        "name": ambassador_name(name),
+        "role": "ambassador",
+        "side": side,
+        "service": name,
+        "dataplane": svc["dataplane"],
+        "image": image,
+        "env": env,
+        "volumes": [],
+        "aliases": aliases,
+        "published": published,
+        "tls": bool(tls),
+    }
+    container.update(process)
+    container.update(KERNEL_HARDENING if svc["dataplane"] == "kernel" else AMBASSADOR_HARDENING)
+    if svc["dataplane"] == "kernel":
+        container["cap_add"] = list(KERNEL_CAPABILITIES)
+    return container
+
+
+def _consumer_side(svc, address):
+    """What every consumer-side ambassador of a service has in common: its process and env."""
+    name, ports, protocol = svc["name"], svc["ports"], svc["protocol"]
+    pairs = list(zip(ports, svc["published"]))
+    prefix = env_prefix(name)
+    env = dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
+               for p, pub in pairs)
+    tls = svc["host"] if svc["tls"] else None
+    return ambassador_process(svc["dataplane"], protocol, pairs, address, tls=tls), env, tls
+
+
+def _host_plan(c, host, host_settings, services, consumed, provided, addresses, shared):
+    """One host's plan: its network, the containers it must run and the consumers' environment.
+
+    ``shared`` caches, per service, what is the same on every consumer host (the consumer-side
+    process and env, the link-style environment), so that it is built once, not once per host.
+    """
+    network, image, docker_host, tls_dir, kernel_image = host_settings
     containers = []
     environment = {}
-    for name in sorted(services):
+    for name in sorted(set(provided).union(n for n in consumed if n in services)):
         svc = services[name]
         provider = svc["host"]
-        ports, protocol = svc["ports"], svc["protocol"]
+        ports, protocol, dataplane = svc["ports"], svc["protocol"], svc["dataplane"]
+        ambassador_image = image
+        if dataplane == "kernel":
+            ambassador_image = kernel_image
+            if kernel_image is None and (provider != host or svc["remote_consumers"] or svc["container"] != name):
+                c.add("%s: ambassador_kernel_image" % host, "is not set, yet service %r uses the kernel data plane "
+                      "on this host" % name, "set it to an image with /bin/sh, iptables-restore and getent "
+                      "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
         if provider == host:
             if svc["image"] is not None:
-                containers.append({
+                service = {
                     "name": name,
                     "role": "service",
                     "service": name,
@@ -661,59 +694,32 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
                     "aliases": [],
                     "published": [],
                     "init": False,
-                })
-                containers[-1].update(SERVICE_DEFAULTS)
+                }
+                service.update(SERVICE_DEFAULTS)
+                containers.append(service)
             local_alias = svc["container"] != name and name in consumed
             if svc["remote_consumers"] or local_alias:
                 bind = addresses[host][1] if svc["remote_consumers"] else None
                 tls = "server" if svc["tls"] and svc["remote_consumers"] else None
-                forwards = [socat_forward(protocol, p, svc["container"], p, allow=svc["allow"], tls=tls) for p in ports]
-                entrypoint, command, init = socat_process(forwards)
-                containers.append({
-                    "name": ambassador_name(name),
-                    "role": "ambassador",
-                    "side": "provider",
-                    "service": name,
-                    "image": image,
-                    "entrypoint": entrypoint,
-                    "command": command,
-                    "env": {},
-                    "volumes": [],
-                    "aliases": [name] if local_alias else [],
-                    "target": svc["container"],
-                    "published": [
-                        {"host_ip": bind, "host_port": pub, "port": p, "protocol": protocol}
-                        for p, pub in zip(ports, svc["published"])
-                    ] if svc["remote_consumers"] else [],
-                    "init": init,
-                    "tls": bool(tls),
-                })
-                containers[-1].update(AMBASSADOR_HARDENING)
-        elif name in consumed:
-            address = addresses[provider][0]
-            tls = provider if svc["tls"] else None
-            forwards = [socat_forward(protocol, p, address, pub, tls=tls) for p, pub in zip(ports, svc["published"])]
-            entrypoint, command, init = socat_process(forwards)
-            prefix = env_prefix(name)
-            containers.append({
-                "name": ambassador_name(name),
-                "role": "ambassador",
-                "side": "consumer",
-                "service": name,
-                "image": image,
-                "entrypoint": entrypoint,
-                "command": command,
-                "env": dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
-                            for p, pub in zip(ports, svc["published"])),
-                "volumes": [],
-                "aliases": [name],
-                "published": [],
-                "init": init,
-                "tls": bool(tls),
-            })
-            containers[-1].update(AMBASSADOR_HARDENING)
+                process = ambassador_process(dataplane, protocol, [(p, p) for p in ports], svc["container"],
+                                             allow=svc["allow"], tls=tls)
+                published = [
+                    {"host_ip": bind, "host_port": pub, "port": p, "protocol": protocol}
+                    for p, pub in zip(ports, svc["published"])
+                ] if svc["remote_consumers"] else []
+                ambassador = _ambassador(name, "provider", svc, process, ambassador_image, {},
+                                         [name] if local_alias else [], published, tls)
+                ambassador["target"] = svc["container"]
+                containers.append(ambassador)
+        else:
+            if ("consumer", name) not in shared:
+                shared["consumer", name] = _consumer_side(svc, addresses[provider][0])
+            process, env, tls = shared["consumer", name]
+            containers.append(_ambassador(name, "consumer", svc, process, ambassador_image, env, [name], [], tls))
         if name in consumed:
-            environment.update(link_environment(name, ports, protocol))
+            if ("links", name) not in shared:
+                shared["links", name] = link_environment(name, ports, protocol)
+            environment.update(shared["links", name])
 
     names = {}
     for ct in containers:
@@ -735,7 +741,7 @@ def _host_plan(c, host, host_settings, services, consumed, addresses):
         "network": network,
         "containers": containers,
         "consumes": sorted(consumed),
-        "provides": sorted(n for n, s in services.items() if s["host"] == host),
+        "provides": sorted(provided),
         "environment": dict(sorted(environment.items())),
         "tls_dir": tls_dir if uses_tls else None,
     }

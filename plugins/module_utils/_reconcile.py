@@ -26,7 +26,7 @@ SIDE_LABEL = LABEL_PREFIX + "side"
 
 # What makes up a container: any change here means the container is recreated.
 SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy",
+             "network", "aliases", "published", "init", "restart_policy", "dataplane", "cap_add", "sysctls",
              "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit", "tls_fingerprint")
 
 # Docker states in which an owned, up-to-date container is simply started again.
@@ -45,6 +45,8 @@ def container_spec(planned):
     spec["read_only"] = bool(spec["read_only"])
     spec["cap_drop"] = sorted(spec["cap_drop"] or [])
     spec["security_opt"] = sorted(spec["security_opt"] or [])
+    spec["cap_add"] = sorted(spec["cap_add"] or [])
+    spec["sysctls"] = dict(sorted((spec["sysctls"] or {}).items()))
     return spec
 
 
@@ -158,6 +160,44 @@ def decide(planned, existing):
         else:
             result["unchanged"].append(name)
     return result
+
+
+# Phases of a change, run one after the other on every host (make before break): what is new
+# comes up everywhere first (a moved service on its new host), then consumers switch over
+# (recreated ambassadors), and only then does what is no longer planned go away (the old host).
+PHASES = ("make", "switch", "break")
+
+
+def _published_keys(spec):
+    return set((p.get("host_ip"), p.get("host_port"), p.get("protocol")) for p in (spec or {}).get("published") or [])
+
+
+def split_phases(actions, before):
+    """The decision's actions by phase (:data:`PHASES`), each in its original order.
+
+    A removal goes with ``make`` instead of ``break`` when it frees a published port that a
+    created or recreated container of this host needs.
+    """
+    needed = set()
+    for action in actions:
+        if "spec" in action:
+            needed |= _published_keys(action["spec"])
+    phases = dict((phase, []) for phase in PHASES)
+    for action in actions:
+        if action["action"] == "remove":
+            frees = _published_keys(before.get(action["name"]))
+            phases["make" if frees & needed else "break"].append(action)
+        elif action["action"] == "recreate":
+            phases["switch"].append(action)
+        else:
+            phases["make"].append(action)
+    return phases
+
+
+def replace_side_by_side(spec):
+    """Whether a recreated container may run beside its old self for a moment (new one first,
+    then the old one removed): ambassadors that publish no port, i.e. consumer-side ones."""
+    return spec["role"] == "ambassador" and not spec["published"]
 
 
 def summarise(actions):

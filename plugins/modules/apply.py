@@ -166,6 +166,20 @@ options:
                 (mounted read-only at C(/tls)). It is recreated when O(tls_fingerprint) changes.
             type: bool
             default: false
+          dataplane:
+            description:
+              - For an ambassador, how it forwards (C(socat) in user space, C(kernel) with iptables); null for a
+                service container.
+            type: str
+          cap_add:
+            description: Capabilities added to the container (the kernel data plane needs C(NET_ADMIN)).
+            type: list
+            elements: str
+            default: []
+          sysctls:
+            description: Sysctls of the container's network namespace (the kernel data plane sets C(net.ipv4.ip_forward=1)).
+            type: dict
+            default: {}
           target:
             description:
               - For a provider-side ambassador, the container it forwards to. When no planned container
@@ -206,6 +220,21 @@ options:
         or recreated, so that it can save its data. Ambassadors are removed at once.
     type: int
     default: 10
+  phases:
+    description:
+      - Which of the host's actions to take, in their order. V(make) creates the network, pulls images,
+        creates and starts containers (and removes those whose published port a new container needs);
+        V(switch) recreates changed containers; V(break) removes containers no longer planned.
+      - "Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
+        make-before-break, as the M(crosshost.ambassador.topology) role does. A moved service then runs on its
+        new host before its consumers' ambassadors switch to it; consumers see a cut of their open
+        connections instead of a gap as long as the move."
+      - Whatever the phases, a changed consumer-side ambassador (no published port) is replaced side by
+        side; the new one starts, then the old one is removed.
+    type: list
+    elements: str
+    choices: [make, switch, break]
+    default: [make, switch, break]
 seealso:
   - module: crosshost.ambassador.plan
 """
@@ -255,6 +284,11 @@ containers:
   returned: always
   type: dict
   sample: {redis_ambassador: 3f2c0e...}
+pending:
+  description: How many actions the phases not taken have for this host.
+  returned: always
+  type: dict
+  sample: {switch: 1, break: 0}
 network:
   description: The shared network, and whether it had to be created.
   returned: always
@@ -265,7 +299,8 @@ network:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
-from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import decide, summarise
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
+    PHASES, decide, replace_side_by_side, split_phases, summarise)
 
 
 def _public(action):
@@ -303,19 +338,23 @@ class Reconciler(object):
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
+        wanted = self.module.params["phases"]
+        phases = split_phases(decision["actions"], decision["before"])
+        taken = set(id(a) for p in wanted for a in phases[p])
+        selected = [a for a in decision["actions"] if id(a) in taken]
         steps = []
         network_created = False
         try:
-            if engine.network(plan["network"]) is None:
+            if "make" in wanted and engine.network(plan["network"]) is None:
                 steps.append({"action": "create", "kind": "network", "name": plan["network"],
                               "reason": "network %s does not exist" % plan["network"]})
                 network_created = True
-            images = sorted(set(a["spec"]["image"] for a in decision["actions"] if "spec" in a))
+            images = sorted(set(a["spec"]["image"] for a in selected if "spec" in a))
             for image in images:
                 if not engine.has_image(image):
                     steps.append({"action": "pull", "kind": "image", "name": image,
                                   "reason": "image %s is not on the engine" % image})
-            steps.extend(decision["actions"])
+            steps.extend(selected)
 
             ids = dict((c["name"], c["id"]) for c in existing)
             for step in steps:
@@ -332,6 +371,7 @@ class Reconciler(object):
             "unchanged": sorted(decision["unchanged"]),
             "containers": dict((c["name"], None if check_mode else ids.get(c["name"])) for c in plan["containers"]),
             "network": {"name": plan["network"], "created": network_created},
+            "pending": dict((p, len(phases[p])) for p in PHASES if p not in wanted),
         }
         if self.module._diff:
             result["diff"] = {"before": {"containers": decision["before"]},
@@ -349,6 +389,16 @@ class Reconciler(object):
         elif action == "remove":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
+        elif action == "recreate" and replace_side_by_side(step["spec"]):
+            # The new one is up before the old one goes: both carry the alias for a moment.
+            old_name = "%s.replaced-%s" % (step["name"], step["id"][:12])
+            engine.rename(step["id"], step["name"], old_name)
+            try:
+                ids[step["name"]] = engine.create(step["spec"])
+            except EngineError:
+                engine.rename(step["id"], old_name, step["name"])
+                raise
+            engine.remove(step["id"], old_name)
         elif action == "recreate":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
             ids[step["name"]] = engine.create(step["spec"])
@@ -398,6 +448,9 @@ def main():
                     )),
                     init=dict(type="bool", default=False),
                     restart_policy=dict(type="str", default="unless-stopped"),
+                    dataplane=dict(type="str"),
+                    cap_add=dict(type="list", elements="str", default=[]),
+                    sysctls=dict(type="dict", default={}),
                     target=dict(type="str"),
                     user=dict(type="str"),
                     read_only=dict(type="bool", default=False),
@@ -416,6 +469,7 @@ def main():
             tls_fingerprint=dict(type="str"),
             timeout=dict(type="int", default=60),
             stop_timeout=dict(type="int", default=10),
+            phases=dict(type="list", elements="str", default=list(PHASES), choices=list(PHASES)),
         ),
         supports_check_mode=True,
     )

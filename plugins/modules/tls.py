@@ -34,8 +34,10 @@ attributes:
     support: full
     description: Files are made again only when missing, no longer matching, or expiring.
 options:
-  plans:
-    description: The plans returned by M(crosshost.ambassador.plan).
+  hosts:
+    description:
+      - Hostname to the addresses its certificate must also be valid for; the plan step returns it as
+        C(tls_hosts), listing the hosts whose ambassadors use TLS and their advertise addresses.
     type: dict
     required: true
   pki_dir:
@@ -56,7 +58,7 @@ seealso:
 EXAMPLES = r"""
 - name: Keep every TLS host's key and certificate current
   crosshost.ambassador.tls:
-    plans: "{{ topology.plans }}"
+    hosts: "{{ topology.tls_hosts }}"
   run_once: true
   register: tls
 """

@@ -39,13 +39,16 @@ class Run(object):
         return sorted(h for h, s in self.stats.items() if s["failures"] or s["unreachable"])
 
     def results_of(self, action):
-        return dict((r["host"], r) for r in self.results if r["action"] == action)
+        """Host -> the last result of `action` that ran (a phase skipped for lack of work is no result)."""
+        return dict((r["host"], r) for r in self.results if r["action"] == action and r["status"] != "skipped")
 
     def actions(self):
-        """Host -> sorted (action, name) pairs reported by crosshost.ambassador.apply."""
-        return dict((host, sorted((a["action"], a["name"])
-                                  for a in r["result"].get("actions", [])))
-                    for host, r in self.results_of("crosshost.ambassador.apply").items())
+        """Host -> sorted (action, name) pairs reported by every crosshost.ambassador.apply step that ran."""
+        found = {}
+        for r in self.results:
+            if r["action"] == "crosshost.ambassador.apply" and r["status"] != "skipped":
+                found.setdefault(r["host"], []).extend((a["action"], a["name"]) for a in r["result"].get("actions", []))
+        return dict((host, sorted(pairs)) for host, pairs in found.items())
 
 
 def ansible_playbook(args, tmpdir):

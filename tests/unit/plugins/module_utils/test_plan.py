@@ -30,7 +30,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
     amb = consumer["redis_ambassador"]
     assert amb["side"] == "consumer" and amb["aliases"] == ["redis"] and amb["published"] == []
     assert amb["entrypoint"] == ["socat"]
-    assert amb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.2:6379"]
+    assert amb["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay", "TCP:10.0.0.2:6379,nodelay"]
     assert amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
     assert amb["image"] == DEFAULT_IMAGE and amb["network"] == DEFAULT_NETWORK
     assert amb["restart_policy"] == "unless-stopped"
@@ -41,7 +41,8 @@ def test_classic_redis_on_host2_consumed_from_host1():
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
     # Only host1, the one consumer, may connect; the port is published on the advertise address only.
-    assert pamb["command"] == ["TCP-LISTEN:6379,fork,reuseaddr,range=10.0.0.1/32", "TCP:redis:6379"]
+    assert pamb["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,range=10.0.0.1/32",
+                               "TCP:redis:6379,nodelay"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
     # Ambassadors run hardened; the service container runs as its image says.
     for ct in (amb, pamb):
@@ -64,7 +65,7 @@ def test_environment_names_the_alias_and_does_not_change_when_the_service_moves(
         "REDIS_PORT_6379_TCP_PROTO": "tcp",
     }
     # ...while the consumer-side ambassador's target follows the service.
-    assert by_name(after["host1"])["redis_ambassador"]["command"][1] == "TCP:10.0.0.3:6379"
+    assert by_name(after["host1"])["redis_ambassador"]["command"][-1] == "TCP:10.0.0.3:6379,nodelay"
 
 
 def test_moving_a_service_changes_only_its_own_containers():
@@ -97,8 +98,8 @@ def test_consumers_by_group_and_published_ports_and_udp():
     camb = by_name(plans["host3"])["dns_ambassador"]
     # Two ports: one socat each under a shell, with an init process.
     assert camb["entrypoint"] == ["/bin/sh", "-c"] and camb["init"] is True
-    assert camb["command"] == ["socat UDP-RECVFROM:53,fork,reuseaddr UDP-SENDTO:10.0.0.1:1053 & "
-                               "socat UDP-RECVFROM:5353,fork,reuseaddr UDP-SENDTO:10.0.0.1:15353 & wait"]
+    assert camb["command"] == ["socat -b 65536 UDP-RECVFROM:53,fork,reuseaddr UDP-SENDTO:10.0.0.1:1053 & "
+                               "socat -b 65536 UDP-RECVFROM:5353,fork,reuseaddr UDP-SENDTO:10.0.0.1:15353 & wait"]
     assert camb["env"] == {"DNS_PORT_53_UDP": "udp://10.0.0.1:1053", "DNS_PORT_5353_UDP": "udp://10.0.0.1:15353"}
     assert plans["host2"]["environment"]["DNS_PORT_5353_UDP_PROTO"] == "udp"
 
@@ -108,7 +109,7 @@ def test_user_run_container_with_another_name_gets_an_alias_on_its_host():
                           hosts(host1=["db"], host2=["db"]))
     pamb = by_name(plans["host2"])["db_ambassador"]
     assert pamb["aliases"] == ["db"] and pamb["target"] == "postgres-main"
-    assert pamb["command"][1] == "TCP:postgres-main:5432"
+    assert pamb["command"][-1] == "TCP:postgres-main:5432,nodelay"
     assert "db" not in by_name(plans["host2"])  # the user runs it
 
 
@@ -119,15 +120,15 @@ def test_host_settings_and_ipv6_advertise_address():
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     assert plans["host2"]["network"] == "appnet" and plans["host2"]["docker_host"] == "tcp://10.0.0.2:2376"
     assert by_name(plans["host2"])["redis_ambassador"]["image"] == "my/socat:1"
-    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:[fd00::2]:6379"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:[fd00::2]:6379,nodelay"
 
 
 def test_several_consumers_are_allowed_by_a_peer_address_check():
     plans = plan_topology({"echo": {"host": "host1", "port": 7, "consumers": ["host3", "host2"]}}, hosts())
-    listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
-    assert listen == "TCP-LISTEN:7,fork,reuseaddr"
+    _b, _size, listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
+    assert listen == "TCP-LISTEN:7,fork,reuseaddr,backlog=4096,nodelay"
     assert connect == ("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 "
-                       "&& exec socat - TCP\\:echo\\:7")
+                       "&& exec socat -b 65536 - TCP\\:echo\\:7\\,nodelay")
 
 
 def test_source_and_bind_addresses_override_the_advertise_address():
@@ -136,16 +137,17 @@ def test_source_and_bind_addresses_override_the_advertise_address():
     settings["host2"].update(advertise_address="db.example.net", bind_address="0.0.0.0")
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     pamb = by_name(plans["host2"])["redis_ambassador"]
-    assert pamb["command"][0].endswith(",range=192.0.2.1/32")
+    assert pamb["command"][2].endswith(",range=192.0.2.1/32")
     assert pamb["published"][0]["host_ip"] == "0.0.0.0"
-    assert by_name(plans["host1"])["redis_ambassador"]["command"][1] == "TCP:db.example.net:6379"
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:db.example.net:6379,nodelay"
 
 
 def test_several_ports_quote_each_socat_address_for_the_shell():
     plans = plan_topology({"web": {"host": "host1", "ports": [80, 443], "consumers": ["host2", "host3"]}}, hosts())
     (script,) = by_name(plans["host1"])["web_ambassador"]["command"]
-    assert script.startswith("socat TCP-LISTEN:80,fork,reuseaddr 'SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o "
-                             "$SOCAT_PEERADDR = 10.0.0.3 && exec socat - TCP\\:web\\:80' & socat")
+    assert script.startswith("socat -b 65536 TCP-LISTEN:80,fork,reuseaddr,backlog=4096,nodelay 'SYSTEM:test "
+                             "$SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 && exec socat -b 65536 - "
+                             "TCP\\:web\\:80\\,nodelay' & socat")
 
 
 def test_mutual_tls_between_ambassadors():
@@ -154,11 +156,11 @@ def test_mutual_tls_between_ambassadors():
     plans = plan_topology(services, hosts(host1=["redis"]), tls=True)
     provider = by_name(plans["host2"])["redis_ambassador"]
     assert provider["command"] == [
-        "OPENSSL-LISTEN:6379,fork,reuseaddr,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,verify=1,"
-        "range=10.0.0.1/32", "TCP:redis:6379"]
+        "-b", "65536", "OPENSSL-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,cert=/tls/cert.pem,key=/tls/key.pem,"
+        "cafile=/tls/ca.pem,verify=1,range=10.0.0.1/32", "TCP:redis:6379,nodelay"]
     consumer = by_name(plans["host1"])["redis_ambassador"]
-    assert consumer["command"][1] == ("OPENSSL:10.0.0.2:6379,cert=/tls/cert.pem,key=/tls/key.pem,cafile=/tls/ca.pem,"
-                                      "verify=1,commonname=host2")
+    assert consumer["command"][3] == ("OPENSSL:10.0.0.2:6379,nodelay,cert=/tls/cert.pem,key=/tls/key.pem,"
+                                      "cafile=/tls/ca.pem,verify=1,commonname=host2")
     assert provider["tls"] and consumer["tls"] and provider["volumes"] == ["/etc/crosshost-ambassador/tls/host2:/tls:ro"]
     # udp services stay plain; hosts without TLS ambassadors need no files.
     assert not by_name(plans["host2"])["dns_ambassador"]["tls"]
@@ -277,8 +279,7 @@ def test_a_placement_override_moves_the_service_and_its_ambassadors():
     assert by_name(plans["host3"])["redis"]["role"] == "service"
     assert by_name(plans["host3"])["redis_ambassador"]["published"][0]["host_ip"] == ADDR["host3"]
     assert "redis" not in by_name(plans["host2"])
-    assert by_name(plans["host1"])["redis_ambassador"]["command"] == [
-        "TCP-LISTEN:6379,fork,reuseaddr", "TCP:%s:6379" % ADDR["host3"]]
+    assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:%s:6379,nodelay" % ADDR["host3"]
     # The same as writing host: host3 in the inventory.
     assert plans == plan_topology({"redis": dict(REDIS["redis"], host="host3")}, hosts(host1=["redis"]))
 
@@ -295,3 +296,113 @@ def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_pla
         "ambassador_placement_overrides.redis: host 'nosuchhost' is not in the inventory. "
         "Fix: move the service to one of the inventory's hosts.",
     ]
+# ---- data planes ----
+
+def kernel_hosts(**consumes):
+    settings = hosts(**consumes)
+    for h in settings.values():
+        h["kernel_image"] = "my/kernel:1"
+    return settings
+
+
+def test_socat_is_the_default_data_plane_and_needs_no_privilege():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, hosts(host1=["redis"]))
+    for host in ("host1", "host2"):
+        amb = by_name(plans[host])["redis_ambassador"]
+        assert amb["dataplane"] == "socat" and amb["cap_add"] == [] and amb["sysctls"] == {}
+        assert amb["image"] == DEFAULT_IMAGE and amb["entrypoint"] == ["socat"]
+
+
+def test_kernel_data_plane_per_service_with_the_same_names_aliases_and_ports():
+    services = {"redis": {"host": "host2", "port": 6379, "dataplane": "kernel"}, "web": {"host": "host2", "port": 80}}
+    plans = plan_topology(services, kernel_hosts(host1=["redis", "web"]))
+    consumer = by_name(plans["host1"])
+    amb = consumer["redis_ambassador"]
+    assert amb["dataplane"] == "kernel" and amb["image"] == "my/kernel:1"
+    assert amb["aliases"] == ["redis"] and amb["env"] == {"REDIS_PORT_6379_TCP": "tcp://10.0.0.2:6379"}
+    assert amb["cap_add"] == ["NET_ADMIN"] and amb["sysctls"]["net.ipv4.ip_forward"] == "1"
+    assert amb["entrypoint"] == ["/bin/sh", "-c"] and amb["init"] is True
+    script = amb["command"][0]
+    assert "target='10.0.0.2'" in script
+    assert "-A XHA_PRE -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
+    assert "-A XHA_POST -p tcp -d $ip --dport 6379 -j MASQUERADE" in script
+    assert consumer["web_ambassador"]["dataplane"] == "socat"  # the other service keeps the default
+    provider = by_name(plans["host2"])["redis_ambassador"]
+    assert provider["dataplane"] == "kernel" and "target='redis'" in provider["command"][0]
+    assert provider["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
+    assert plans["host1"]["environment"]["REDIS_PORT_6379_TCP"] == "tcp://redis:6379"
+
+
+def test_global_data_plane_and_a_service_that_overrides_it():
+    services = {"redis": {"host": "host2", "port": 6379}, "dns": {"host": "host2", "port": 53, "published": 1053,
+                                                                  "protocol": "udp", "dataplane": "socat"}}
+    plans = plan_topology(services, kernel_hosts(host1=["redis", "dns"]), dataplane="kernel")
+    consumer = by_name(plans["host1"])
+    assert consumer["redis_ambassador"]["dataplane"] == "kernel"
+    assert consumer["dns_ambassador"]["dataplane"] == "socat"
+
+
+def test_kernel_data_plane_forwards_udp_and_several_ports():
+    services = {"dns": {"host": "host2", "ports": [53, 5353], "published": [1053, 15353], "protocol": "udp",
+                        "dataplane": "kernel"}}
+    script = by_name(plan_topology(services, kernel_hosts(host1=["dns"]))["host1"])["dns_ambassador"]["command"][0]
+    assert "-A XHA_PRE -p udp --dport 53 -j DNAT --to-destination $ip:1053" in script
+    assert "-A XHA_PRE -p udp --dport 5353 -j DNAT --to-destination $ip:15353" in script
+    assert "-A XHA_POST -p udp -d $ip --dport 15353 -j MASQUERADE" in script
+
+
+def test_moving_a_kernel_service_changes_only_its_target():
+    before = plan_topology({"redis": {"host": "host2", "port": 6379, "dataplane": "kernel"}},
+                           kernel_hosts(host1=["redis"]))
+    after = plan_topology({"redis": {"host": "host3", "port": 6379, "dataplane": "kernel"}},
+                          kernel_hosts(host1=["redis"]))
+    b, a = by_name(before["host1"])["redis_ambassador"], by_name(after["host1"])["redis_ambassador"]
+    assert b["command"][0].replace("10.0.0.2", "10.0.0.3") == a["command"][0]
+    assert b["aliases"] == a["aliases"] and b["name"] == a["name"]
+
+
+def test_kernel_ambassadors_let_in_only_their_consumers_and_keep_what_hardening_they_can():
+    plans = plan_topology({"redis": {"host": "host2", "port": 6379, "dataplane": "kernel",
+                                     "consumers": ["host1", "host3"]}}, kernel_hosts())
+    provider = by_name(plans["host2"])["redis_ambassador"]
+    script = provider["command"][0]
+    assert "-A XHA_PRE -s 10.0.0.1/32 -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
+    assert "-A XHA_PRE -s 10.0.0.3/32 -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
+    assert "-A XHA_PRE -p tcp" not in script  # nobody else is forwarded
+    # iptables needs root and NET_ADMIN in the ambassador's own namespace; every other capability goes.
+    assert provider["user"] is None and provider["cap_drop"] == ["ALL"] and provider["cap_add"] == ["NET_ADMIN"]
+    assert provider["security_opt"] == ["no-new-privileges:true"] and provider["pids_limit"] > 0
+
+
+def test_the_kernel_data_plane_cannot_speak_tls():
+    found = problems({"redis": {"host": "host2", "port": 6379, "dataplane": "kernel", "consumers": ["host1"]}},
+                     kernel_hosts(), tls=True)
+    assert found == ["ambassador_services.redis.tls: the kernel data plane forwards packets and cannot speak TLS "
+                     "(asked for by ambassador_tls). Fix: use dataplane: socat for redis, or set tls: false on it."]
+
+
+@pytest.mark.parametrize("services, settings, dataplane, expected", [
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "ebpf"}}, None, None,
+     "ambassador_services.redis.dataplane: 'ebpf' is not a data plane. Fix: use socat or kernel"),
+    ({"redis": {"host": "host2", "port": 1}}, None, "haproxy",
+     "ambassador_dataplane: 'haproxy' is not a data plane. Fix: use socat or kernel"),
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts(host1=["redis"]), None,
+     "host1: ambassador_kernel_image: is not set, yet service 'redis' uses the kernel data plane"),
+    ({"redis": {"host": "host2", "port": 1, "dataplane": "kernel", "consumers": ["host1"]}},
+     {"host1": {"kernel_image": "k"}, "host2": {"advertise_address": "fd00::2", "kernel_image": "k"}}, None,
+     "ambassador_services.redis.dataplane: the kernel data plane forwards IPv4 only"),
+    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"kernel_image": "bad image"}}, None,
+     "host2: ambassador_kernel_image: 'bad image' is not an image reference"),
+])
+def test_invalid_data_planes_name_the_variable_and_the_fix(services, settings, dataplane, expected):
+    with pytest.raises(TopologyError) as err:
+        plan_topology(services, settings if settings is not None else hosts(), dataplane=dataplane)
+    found = [str(p) for p in err.value.problems]
+    assert any(p.startswith(expected) for p in found), found
+    assert all(". Fix: " in p for p in found)
+
+
+def test_a_host_without_kernel_ambassadors_needs_no_kernel_image():
+    plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts())
+    assert by_name(plans["host2"]) == {}  # no consumers: no ambassador, no kernel image needed
+

@@ -1,7 +1,7 @@
 """The decision of what to do on one host, on plain data."""
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    HASH_LABEL, OWNER_LABEL, container_spec, decide, labels_for, spec_hash)
+    HASH_LABEL, OWNER_LABEL, container_spec, decide, labels_for, replace_side_by_side, spec_hash, split_phases)
 
 
 def planned(name="redis_ambassador", **over):
@@ -89,3 +89,29 @@ def test_a_port_published_by_a_foreign_container_is_a_conflict():
     other["ports"] = [{"IP": "10.0.0.9", "PublicPort": 6379, "Type": "tcp"}, {"IP": "0.0.0.0", "PublicPort": 6379,
                                                                               "Type": "udp"}]
     assert decide([ct], [other])["conflicts"] == []
+def test_a_move_splits_into_make_switch_and_break():
+    actions = [
+        {"action": "remove", "name": "old_ambassador", "id": "1"},
+        {"action": "create", "name": "new", "spec": {"published": []}},
+        {"action": "recreate", "name": "redis_ambassador", "id": "2", "spec": {"published": []}},
+        {"action": "start", "name": "stopped", "id": "3"},
+    ]
+    phases = split_phases(actions, {"old_ambassador": {"published": [{"host_ip": "10.0.0.2", "host_port": 80,
+                                                                       "protocol": "tcp"}]}})
+    assert [a["name"] for a in phases["make"]] == ["new", "stopped"]
+    assert [a["name"] for a in phases["switch"]] == ["redis_ambassador"]
+    assert [a["name"] for a in phases["break"]] == ["old_ambassador"]
+
+
+def test_a_removal_that_frees_a_needed_published_port_comes_first():
+    port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp", "port": 80}
+    actions = [{"action": "remove", "name": "aa_ambassador", "id": "1"},
+               {"action": "create", "name": "bb_ambassador", "spec": {"published": [port]}}]
+    phases = split_phases(actions, {"aa_ambassador": {"published": [port]}})
+    assert [a["name"] for a in phases["make"]] == ["aa_ambassador", "bb_ambassador"] and phases["break"] == []
+
+
+def test_only_consumer_side_ambassadors_are_replaced_side_by_side():
+    assert replace_side_by_side({"role": "ambassador", "published": []})
+    assert not replace_side_by_side({"role": "ambassador", "published": [{"host_port": 80}]})
+    assert not replace_side_by_side({"role": "service", "published": []})

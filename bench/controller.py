@@ -1,0 +1,52 @@
+"""The controller side at scale: inventory -> per-host plans inside ansible-playbook, no host contacted.
+
+Writes an inventory of N hosts (synthetic topology of bench/planning.py, as inventory
+variables) and playbooks over all of them, run side by side: the `plan` task alone
+against Ansible's start-up (one `debug` task), and the topology role's planning tasks
+(`plan` once, then every host's plan as a fact) against one trivial fact per host
+(what handing anything to every host costs in Ansible).
+"""
+
+import os
+
+import yaml
+
+from planning import synthetic
+
+def _play(name, *tasks):
+    return [{"name": name, "hosts": "all", "gather_facts": False, "tasks": list(tasks)}]
+
+
+PLAYBOOKS = {
+    # Ansible's start-up and inventory parsing: one task, once.
+    "startup": _play("startup", {"ansible.builtin.debug": {"msg": "{{ groups.all | length }}"}, "run_once": True}),
+    # The plan action alone (once, for every host).
+    "plan_task": _play("plan_task", {"crosshost.ambassador.plan": {"as_json": True}, "run_once": True,
+                                     "register": "topology"}),
+    # Ansible's cost of handing anything to every host: one trivial fact per host.
+    "per_host_fact": _play("per_host_fact", {"ansible.builtin.set_fact": {"x": "{{ inventory_hostname }}"}}),
+    # What site.yml does before it contacts any host: the topology role's planning tasks
+    # (plan once, then each host's plan as a fact).
+    "role_plan": _play("role_plan", {"ansible.builtin.include_role": {"name": "crosshost.ambassador.topology",
+                                                                      "tasks_from": "plan"}}),
+}
+
+
+def write(directory, n_hosts, n_services):
+    """The inventory and both playbooks under `directory`; returns (inventory, {name: playbook})."""
+    services, hosts = synthetic(n_hosts, n_services)
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ambassador_services": services},
+        "hosts": dict((h, {"ambassador_advertise_address": v["advertise_address"],
+                           "ambassador_consumes": v["consumes"]}) for h, v in hosts.items()),
+    }}
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "inventory.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump(inventory, handle, default_flow_style=None)
+    playbooks = {}
+    for name, play in PLAYBOOKS.items():
+        playbooks[name] = os.path.join(directory, "%s.yml" % name)
+        with open(playbooks[name], "w") as handle:
+            yaml.safe_dump(play, handle, sort_keys=False)
+    return path, playbooks

@@ -1,0 +1,556 @@
+"""crosshost.ambassador benchmark: every figure measured side by side with its baseline.
+
+    bench/run [--quick] [--json PATH] [--only SECTION ...]
+
+Sections (see bench/README.md): planning, controller, apply, datapath, disruption.
+Prints a table and writes it, with every raw sample, as JSON (default
+bench/results/latest.json; --quick: bench/results/quick.json).
+
+The lab sections run on the bench's own lab instance (hosts bench1..bench3,
+bridge xhbench0, 10.77.20.0/24), created or reused with playbooks/lab.yml.
+Every load is bounded in count and time.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import docker
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
+
+import controller  # noqa: E402
+from conftest import ansible_playbook  # noqa: E402  (the integration tests' playbook runner)
+
+BENCH_LAB = {
+    "lab_hosts": ["bench1", "bench2", "bench3"],
+    "lab_bridge": "xhbench0",
+    "lab_subnet": "10.77.20.0/24",
+    "lab_state_dir": "/var/lib/crosshost-bench",
+    "lab_run_dir": "/run/xhbench",
+    "lab_inventory": "/var/lib/crosshost-bench/inventory.yml",
+}
+OWNER_LABEL = "crosshost.ambassador.managed"
+BENCH_LABEL = "crosshost-bench"
+SECTIONS = ("planning", "controller", "apply", "datapath", "disruption")
+# How the topology role applies a change: make-before-break across hosts (default), or one step.
+MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_break=false"]}
+
+# Sizes: (full run, --quick).
+SIZES = {
+    "planning": ([(10, 10), (100, 100), (1000, 1000), (5000, 1000)], [(10, 10), (100, 100), (1000, 100)]),
+    "planning_repeat": (5, 2),
+    "controller_hosts": ((1000, 100), (50, 20)),
+    "controller_rounds": (2, 1),
+    "apply_services": (50, 6),
+    "apply_rounds": (3, 1),
+    "bench_requests": ({16: 200000, 1: 40000}, {16: 5000, 1: 2000}),
+    "datapath_rounds": (3, 1),
+    "disruption_rounds": (3, 1),
+    "disruption_seconds": (25, 12),
+}
+
+
+def log(msg):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+class Playbook(object):
+    """ansible-playbook runs (the integration tests' runner), timed, with what the apply module did."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+
+    def run(self, args, check=True):
+        start = time.perf_counter()
+        run = ansible_playbook(args, self.workdir)
+        elapsed = time.perf_counter() - start
+        if check and run.rc != 0:
+            raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(args), run.output[-5000:]))
+        return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions()}
+
+
+class BenchLab(object):
+    """The bench's own lab instance: its engines, inventory and topology directory."""
+
+    def __init__(self, playbook, workdir):
+        self.playbook = playbook
+        self.topology_dir = os.path.join(workdir, "topology")
+        os.makedirs(os.path.join(self.topology_dir, "group_vars"), exist_ok=True)
+        self.inventory = None
+        self._clients = {}
+
+    def up(self):
+        log("bringing up (or reusing) the bench lab %s" % ", ".join(BENCH_LAB["lab_hosts"]))
+        self.playbook.run(["playbooks/lab.yml", "-e", json.dumps(BENCH_LAB)])
+        with open(BENCH_LAB["lab_inventory"]) as handle:
+            lab = yaml.safe_load(handle)["all"]["children"]["lab"]
+        self.hosts, self.vars = lab["hosts"], lab["vars"]
+
+    def client(self, host):
+        if host not in self._clients:
+            self._clients[host] = docker.DockerClient(base_url=self.hosts[host]["ambassador_docker_host"], timeout=120)
+        return self._clients[host]
+
+    def address(self, host):
+        return self.hosts[host]["ambassador_advertise_address"]
+
+    def write_topology(self, services, **extra):
+        data = dict(extra, ambassador_services=services)
+        with open(os.path.join(self.topology_dir, "group_vars", "all.yml"), "w") as handle:
+            yaml.safe_dump(data, handle, default_flow_style=False)
+
+    def site(self, *args):
+        return self.playbook.run(["-i", BENCH_LAB["lab_inventory"], "-i", self.topology_dir, "playbooks/site.yml"]
+                                 + list(args))
+
+    def naive(self):
+        return self.playbook.run(["-i", BENCH_LAB["lab_inventory"], "-i", self.topology_dir,
+                                  os.path.join(HERE, "naive.yml")])
+
+    def containers(self):
+        """host -> {name: id} of every container."""
+        return dict((h, dict((c.name, c.id) for c in self.client(h).containers.list(all=True))) for h in self.hosts)
+
+    def remove_bench_containers(self, host):
+        for c in self.client(host).containers.list(all=True, filters={"label": BENCH_LABEL}):
+            c.remove(force=True)
+
+    def run_bench_container(self, host, name, image, command, **kwargs):
+        client = self.client(host)
+        for old in client.containers.list(all=True, filters={"name": "^%s$" % name}):
+            old.remove(force=True)
+        return client.containers.run(image, command, name=name, detach=True, labels={BENCH_LABEL: "true"}, **kwargs)
+
+
+# ---------------------------------------------------------------- planning
+
+def bench_planning(cfg, results):
+    rows = []
+    for n_hosts, n_services in cfg["planning"]:
+        log("planning %d hosts x %d services" % (n_hosts, n_services))
+        out = subprocess.run([sys.executable, os.path.join(HERE, "planning.py"), str(n_hosts), str(n_services),
+                              str(cfg["planning_repeat"])], check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True, timeout=600).stdout
+        row = json.loads(out)
+        row["us_per_ambassador"] = row["plan_s"] / max(1, row["ambassadors"]) * 1e6
+        row["ratio_to_serialise"] = row["plan_s"] / row["serialise_s"]
+        rows.append(row)
+    results["planning"] = rows
+
+
+# ---------------------------------------------------------------- controller
+
+def bench_controller(cfg, results, playbook, workdir):
+    n_hosts, n_services = cfg["controller_hosts"]
+    log("controller side: %d hosts x %d services, inside ansible-playbook" % (n_hosts, n_services))
+    inventory, books = controller.write(os.path.join(workdir, "controller"), n_hosts, n_services)
+    times = dict((name, []) for name in books)
+    for _ in range(cfg["controller_rounds"]):
+        for name in ("startup", "plan_task", "per_host_fact", "role_plan"):
+            times[name].append(playbook.run(["-i", inventory, books[name]])["seconds"])
+    med = dict((name, median(v)) for name, v in times.items())
+    results["controller"] = {
+        "hosts": n_hosts, "services": n_services, "seconds": times, "median": med,
+        "plan_task_added_s": med["plan_task"] - med["startup"],
+        "plan_task_ratio": med["plan_task"] / med["startup"],
+        "role_plan_added_s": med["role_plan"] - med["per_host_fact"],
+        "role_plan_ratio": med["role_plan"] / med["per_host_fact"],
+    }
+
+
+# ---------------------------------------------------------------- apply
+
+def echo_services(lab, count):
+    """`count` stateless TCP echo services spread over the lab hosts, each consumed by the other hosts."""
+    hosts = sorted(lab.hosts)
+    services = {}
+    for i in range(count):
+        port = 7100 + i
+        services["svc%02d" % i] = {
+            "host": hosts[i % len(hosts)],
+            "port": port,
+            "image": lab.vars["lab_client_image"],
+            "command": ["socat", "TCP-LISTEN:%d,fork,reuseaddr" % port, "EXEC:/bin/cat"],
+            "consumers": [h for h in hosts if h != hosts[i % len(hosts)]],
+        }
+    return services
+
+
+def touched(before, after):
+    """Names of containers created, removed or replaced between two snapshots, per host."""
+    out = {}
+    for host in before:
+        names = set(before[host]) | set(after[host])
+        changed = sorted(n for n in names if before[host].get(n) != after[host].get(n))
+        if changed:
+            out[host] = changed
+    return out
+
+
+def bench_apply(cfg, results, lab):
+    n = cfg["apply_services"]
+    services = echo_services(lab, n)
+    lab.write_topology(services)
+    log("apply: converging %d services on %d hosts" % (n, len(lab.hosts)))
+    first = lab.site()
+    noop, naive, noop_around_moves = [], [], []
+    moves = dict((mode, []) for mode in MODES)
+    checks = {"noop_changed": [], "naive_changed": [], "move_touched": [], "move_only_that_service": []}
+    for _ in range(cfg["apply_rounds"]):
+        a = lab.site()
+        noop.append(a["seconds"])
+        checks["noop_changed"].append(sum(a["changed"].values()))
+        b = lab.naive()
+        naive.append(b["seconds"])
+        checks["naive_changed"].append(sum(b["changed"].values()))
+    # One move among n: svc01 goes from its host to the next one and back, no-op runs in between.
+    moved = "svc01"
+    hosts = sorted(lab.hosts)
+    home = services[moved]["host"]
+    away = hosts[(hosts.index(home) + 1) % len(hosts)]
+    for i in range(2 * cfg["apply_rounds"]):
+        mode = list(MODES)[i % 2]  # interleaved: one mode, then the other
+        target = away if i % 2 == 0 else home
+        services[moved]["host"] = target
+        services[moved]["consumers"] = [h for h in hosts if h != target]
+        lab.write_topology(services)
+        before = lab.containers()
+        m = lab.site(*MODES[mode])
+        after = lab.containers()
+        moves[mode].append(m["seconds"])
+        t = touched(before, after)
+        count = sum(len(v) for v in t.values())
+        checks["move_touched"].append({"containers": count, "by_host": t, "actions": m["actions"]})
+        checks["move_only_that_service"].append(all(name.startswith(moved) for v in t.values() for name in v))
+        noop_around_moves.append(lab.site()["seconds"])
+    results["apply"] = {
+        "services": n,
+        "hosts": len(lab.hosts),
+        "containers": sum(len(v) for v in lab.containers().values()),
+        "first_converge_s": first["seconds"],
+        "noop_s": noop, "naive_noop_s": naive, "move_s": moves, "noop_after_move_s": noop_around_moves,
+        "noop_median_s": median(noop), "naive_median_s": median(naive),
+        "naive_over_noop": median(naive) / median(noop),
+        "move_median_s": dict((mode, median(v)) for mode, v in moves.items()),
+        "move_over_noop": dict((mode, median(v) / median(noop + noop_around_moves)) for mode, v in moves.items()),
+        "checks": checks,
+    }
+
+
+# ---------------------------------------------------------------- datapath
+
+REDIS_PORTS = {"direct": 16379, "socat_classic": 16380, "socat": 6381, "kernel": 6382}
+
+
+def classic_socat(listen, target):
+    """The classic ambassador before this collection's fix: socat's default backlog (5), Nagle on."""
+    return ["-t", "100000000", "TCP4-LISTEN:%d,fork,reuseaddr" % listen, "TCP4:%s" % target]
+
+
+def setup_datapath(lab):
+    """redis on bench2 reached from bench1: direct (published), classic socat pair, and the
+    collection's socat and kernel ambassadors."""
+    consumer, provider = "bench1", "bench2"
+    redis = lambda port: ["redis-server", "--port", str(port), "--protected-mode", "no", "--save", "",
+                          "--appendonly", "no"]
+    services = {}
+    for plane in ("socat", "kernel"):
+        port = REDIS_PORTS[plane]
+        services["redis-%s" % plane] = {"host": provider, "port": port, "image": lab.vars["lab_redis_image"],
+                                        "command": redis(port), "dataplane": plane, "consumers": [consumer]}
+    lab.write_topology(services)
+    lab.site()
+    addr = lab.address(provider)
+    for host in (consumer, provider):
+        lab.remove_bench_containers(host)
+    lab.run_bench_container(provider, "bench-redis-direct", lab.vars["lab_redis_image"], redis(REDIS_PORTS["direct"]),
+                            ports={"%d/tcp" % REDIS_PORTS["direct"]: (addr, REDIS_PORTS["direct"])})
+    port = REDIS_PORTS["socat_classic"]
+    lab.run_bench_container(provider, "bench-redis-classic", lab.vars["lab_redis_image"], redis(port),
+                            network="ambassador")
+    lab.run_bench_container(provider, "bench-classic-provider", lab.vars["ambassador_image"],
+                            classic_socat(port, "bench-redis-classic:%d" % port), network="ambassador",
+                            ports={"%d/tcp" % port: (addr, port)})
+    lab.run_bench_container(consumer, "bench-classic-consumer", lab.vars["ambassador_image"],
+                            classic_socat(port, "%s:%d" % (addr, port)), network="ambassador")
+    client = lab.run_bench_container(consumer, "bench-client", lab.vars["lab_client_image"], ["sleep", "100000"],
+                                     network="ambassador")
+    return client, {
+        "direct": (addr, REDIS_PORTS["direct"]),
+        "socat_classic": ("bench-classic-consumer", REDIS_PORTS["socat_classic"]),
+        "socat": ("redis-socat", REDIS_PORTS["socat"]),
+        "kernel": ("redis-kernel", REDIS_PORTS["kernel"]),
+    }
+
+
+def cpu_busy_seconds():
+    """CPU time the whole machine spent busy so far (all cores, /proc/stat), in seconds."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def redis_benchmark(client, host, port, pipeline, requests):
+    """SET and GET, 50 clients, bounded: -n requests, and at most 120 s. Also the machine's CPU
+    time per request while it ran (the lab's hosts all share this machine's cores)."""
+    cmd = ["timeout", "120", "redis-benchmark", "-h", host, "-p", str(port), "-c", "50", "-n", str(requests),
+           "-P", str(pipeline), "-t", "set,get", "--csv"]
+    busy, start = cpu_busy_seconds(), time.perf_counter()
+    code, out = client.exec_run(cmd)
+    busy, wall = cpu_busy_seconds() - busy, time.perf_counter() - start
+    text = out.decode("utf-8", "replace")
+    rows = {}
+    for line in text.splitlines():
+        parts = [p.strip('"') for p in line.split(",")]
+        if len(parts) >= 8 and parts[0] in ("SET", "GET"):
+            rows[parts[0]] = {"rps": float(parts[1]), "p50_ms": float(parts[4]), "p99_ms": float(parts[6]),
+                              "max_ms": float(parts[7])}
+    if code != 0 or len(rows) != 2:
+        return {"error": "exit %s: %s" % (code, text[-500:])}
+    rows["cpu_us_per_request"] = busy / (2.0 * requests) * 1e6
+    rows["cores_busy"] = busy / wall
+    return rows
+
+
+def wait_ready(client, target):
+    host, port = target
+    for _ in range(50):
+        code, out = client.exec_run(["redis-cli", "-h", host, "-p", str(port), "PING"])
+        if code == 0 and out.strip() == b"PONG":
+            return
+        time.sleep(0.2)
+    raise RuntimeError("redis at %s:%d does not answer from the client" % target)
+
+
+def bench_datapath(cfg, results, lab):
+    log("data path: redis-benchmark bench1 -> bench2, direct vs ambassadors")
+    client, targets = setup_datapath(lab)
+    for target in targets.values():
+        wait_ready(client, target)
+    samples = dict((path, dict((p, []) for p in cfg["bench_requests"])) for path in targets)
+    for _ in range(cfg["datapath_rounds"]):
+        for pipeline, requests in sorted(cfg["bench_requests"].items(), reverse=True):
+            for path in targets:  # interleaved: direct, classic, socat, kernel, then again
+                log("  %s -P %d" % (path, pipeline))
+                samples[path][pipeline].append(redis_benchmark(client, targets[path][0], targets[path][1],
+                                                               pipeline, requests))
+    summary = {}
+    for path, by_p in samples.items():
+        for pipeline, runs in by_p.items():
+            ok = [r for r in runs if "error" not in r]
+            entry = {"runs": len(runs), "errors": len(runs) - len(ok),
+                     "cpu_us_per_request": median([r["cpu_us_per_request"] for r in ok]),
+                     "cores_busy": median([r["cores_busy"] for r in ok])}
+            for op in ("SET", "GET"):
+                if ok:
+                    entry[op] = dict((k, median([r[op][k] for r in ok])) for k in ("rps", "p50_ms", "p99_ms", "max_ms"))
+            summary["%s P%d" % (path, pipeline)] = entry
+    for key, entry in summary.items():
+        direct = summary.get("direct P%s" % key.split(" P")[1])
+        for op in ("SET", "GET"):
+            if op in entry and direct and op in direct:
+                entry[op]["ratio_to_direct"] = entry[op]["rps"] / direct[op]["rps"]
+    results["datapath"] = {"requests": cfg["bench_requests"], "clients": 50, "summary": summary, "samples": samples}
+    for host in ("bench1", "bench2"):
+        lab.remove_bench_containers(host)
+
+
+# ---------------------------------------------------------------- disruption
+
+def bench_disruption(cfg, results, lab):
+    log("move disruption: a request every 10 ms while the service moves")
+    hosts = sorted(lab.hosts)
+    consumer = hosts[0]
+    out = {}
+    for plane, mode in [(p, m) for p in ("socat", "kernel") for m in MODES]:
+        windows = []
+        runs = []
+        for i in range(cfg["disruption_rounds"]):
+            src, dst = (hosts[1], hosts[2]) if i % 2 == 0 else (hosts[2], hosts[1])
+            service = {"host": src, "port": 7000, "image": lab.vars["lab_client_image"],
+                       "command": ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:/bin/cat"],
+                       "dataplane": plane, "consumers": [consumer]}
+            lab.write_topology({"mover": service})
+            lab.site()
+            probe_ct = lab.run_bench_container(consumer, "bench-probe", lab.vars["lab_client_image"],
+                                               ["sleep", "100000"], network="ambassador")
+            pid = lab.client(consumer).api.inspect_container(probe_ct.id)["State"]["Pid"]
+            probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable,
+                                      os.path.join(HERE, "probe.py"), "mover", "7000",
+                                      "--seconds", str(cfg["disruption_seconds"])],
+                                     stdout=subprocess.PIPE, universal_newlines=True)
+            t_probe = time.monotonic()
+            time.sleep(3)
+            service["host"] = dst
+            lab.write_topology({"mover": service})
+            t_move = time.monotonic()
+            move = lab.site(*MODES[mode])
+            t_done = time.monotonic() - t_move
+            stdout, _ = probe.communicate(timeout=cfg["disruption_seconds"] + 60)
+            probe_ct.remove(force=True)
+            samples = json.loads(stdout)
+            failed = [t for t, ok in samples if not ok]
+            window = (failed[-1] - failed[0] + 0.01) if failed else 0.0
+            # Requests after the first failure that still failed at the end mean no recovery.
+            recovered = bool(samples) and samples[-1][1]
+            windows.append(window)
+            runs.append({"from": src, "to": dst, "failed_requests": len(failed), "window_s": window,
+                         "failed_at_s": failed, "move_started_at_s": t_move - t_probe,
+                         "requests": len(samples), "recovered": recovered, "playbook_s": t_done,
+                         "move_actions": move["actions"]})
+        out["%s, %s" % (plane, mode)] = {"window_median_s": median(windows), "windows_s": windows, "runs": runs}
+    results["disruption"] = out
+
+
+# ---------------------------------------------------------------- table
+
+def fmt(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return ("%." + str(digits) + "f") % value
+    return str(value)
+
+
+def table(results):
+    lines = []
+    add = lines.append
+    if "planning" in results:
+        add("## 1. Planning (plan_topology with full validation, one core)")
+        add("| hosts | services | ambassadors | plan s (median) | us/ambassador | plan / json.dumps(plans) | peak MiB |")
+        add("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in results["planning"]:
+            add("| %d | %d | %d | %s | %s | %s | %s |" % (r["hosts"], r["services"], r["ambassadors"], fmt(r["plan_s"], 3),
+                                                      fmt(r["us_per_ambassador"], 1), fmt(r["ratio_to_serialise"]),
+                                                      fmt(r["peak_mib"], 1)))
+    if "controller" in results:
+        c = results["controller"]
+        m = c["median"]
+        add("")
+        add("## 1b. Controller side in ansible-playbook, %d hosts x %d services (no host contacted)" % (c["hosts"], c["services"]))
+        add("| playbook | median s | baseline | baseline s | added s | ratio |")
+        add("|---|---:|---|---:|---:|---:|")
+        add("| plan task (once) | %s | start-up (one debug) | %s | %s | %s |" % (
+            fmt(m["plan_task"]), fmt(m["startup"]), fmt(c["plan_task_added_s"]), fmt(c["plan_task_ratio"])))
+        add("| role planning (plan + per-host fact) | %s | one trivial fact per host | %s | %s | %s |" % (
+            fmt(m["role_plan"]), fmt(m["per_host_fact"]), fmt(c["role_plan_added_s"]), fmt(c["role_plan_ratio"])))
+    if "apply" in results:
+        a = results["apply"]
+        add("")
+        add("## 2-3. Apply on the lab: %d hosts, %d services, %d containers" % (a["hosts"], a["services"], a["containers"]))
+        add("| run | median s | baseline | baseline s | ratio | changed / touched |")
+        add("|---|---:|---|---:|---:|---|")
+        add("| no-op site.yml | %s | naive: one docker task per container | %s | naive/no-op %s | changed=%s (naive %s) |" % (
+            fmt(a["noop_median_s"]), fmt(a["naive_median_s"]), fmt(a["naive_over_noop"]),
+            max(a["checks"]["noop_changed"]), max(a["checks"]["naive_changed"])))
+        touched_counts = [t["containers"] for t in a["checks"]["move_touched"]]
+        for mode in MODES:
+            add("| move 1 of %d services, %s | %s | no-op site.yml | %s | move/no-op %s | %s containers, only that service: %s |" % (
+                a["services"], mode, fmt(a["move_median_s"][mode]), fmt(median(a["noop_s"] + a["noop_after_move_s"])),
+                fmt(a["move_over_noop"][mode]), "/".join(map(str, touched_counts)),
+                all(a["checks"]["move_only_that_service"])))
+    if "datapath" in results:
+        d = results["datapath"]
+        add("")
+        add("## 4. Data path: redis-benchmark -c 50 SET/GET, bench1 -> redis on bench2 (medians)")
+        add("| path | pipeline | SET rps | x direct | GET rps | x direct | SET p50/p99 ms | GET p50/p99 ms | max ms | CPU us/req | cores busy |")
+        add("|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
+        for key in sorted(d["summary"], key=lambda k: (-int(k.split(" P")[1]), list(REDIS_PORTS).index(k.split(" P")[0]))):
+            e = d["summary"][key]
+            path, p = key.split(" P")
+            if "SET" not in e:
+                add("| %s | %s | failed (%d errors) | | | | | | | | |" % (path, p, e["errors"]))
+                continue
+            s, g = e["SET"], e["GET"]
+            add("| %s | %s | %.0f | %s | %.0f | %s | %s / %s | %s / %s | %s | %s | %s |" % (
+                path, p, s["rps"], fmt(s.get("ratio_to_direct")), g["rps"], fmt(g.get("ratio_to_direct")),
+                fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(g["p50_ms"]), fmt(g["p99_ms"]),
+                fmt(max(s["max_ms"], g["max_ms"]), 0), fmt(e["cpu_us_per_request"], 1), fmt(e["cores_busy"])))
+    if "disruption" in results:
+        add("")
+        add("## 5. Move disruption: a request every 10 ms through the ambassador while the service moves")
+        add("| data plane, how applied | window of failed requests s (median) | windows s | failed requests | move playbook s |")
+        add("|---|---:|---|---|---|")
+        for plane, e in results["disruption"].items():
+            add("| %s | %s | %s | %s | %s |" % (plane, fmt(e["window_median_s"]), ", ".join(fmt(w) for w in e["windows_s"]),
+                                                ", ".join(str(r["failed_requests"]) for r in e["runs"]),
+                                                ", ".join(fmt(r["playbook_s"], 1) for r in e["runs"])))
+    return "\n".join(lines)
+
+
+def machine():
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu"] = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), None)
+        with open("/proc/loadavg") as handle:
+            info["loadavg_at_start"] = handle.read().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round: proves the harness works (CI)")
+    parser.add_argument("--json", help="where to write the results (default bench/results/latest.json or quick.json)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    args = parser.parse_args(argv)
+    cfg = dict((key, sizes[1 if args.quick else 0]) for key, sizes in SIZES.items())
+    sections = args.only or list(SECTIONS)
+    path = args.json or os.path.join(HERE, "results", "quick.json" if args.quick else "latest.json")
+
+    results = {"mode": "quick" if args.quick else "full", "machine": machine(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": sections}
+    workdir = tempfile.mkdtemp(prefix="crosshost-bench-")
+    start = time.perf_counter()
+    try:
+        playbook = Playbook(workdir)
+        if "planning" in sections:
+            bench_planning(cfg, results)
+        if "controller" in sections:
+            bench_controller(cfg, results, playbook, workdir)
+        lab_sections = [s for s in ("apply", "datapath", "disruption") if s in sections]
+        if lab_sections:
+            lab = BenchLab(playbook, workdir)
+            lab.up()
+            if "apply" in sections:
+                bench_apply(cfg, results, lab)
+            if "datapath" in sections:
+                bench_datapath(cfg, results, lab)
+            if "disruption" in sections:
+                bench_disruption(cfg, results, lab)
+            lab.write_topology({})
+            lab.site()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["seconds"] = time.perf_counter() - start
+    results["table"] = table(results)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(results, handle, indent=1, sort_keys=True)
+    print(results["table"])
+    print("\n(%s mode, %.0f s; JSON: %s)" % (results["mode"], results["seconds"], path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) crosshost.ambassador contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to crosshost.ambassador: not for use by other collections.
+"""How an ambassador container forwards its ports: one function per data plane.
+
+Plain functions over plain data: no Ansible, no Docker. Given the data plane,
+the protocol, the ports (listen port -> target port), the target (a
+container name or an address), the peers allowed in and the TLS role,
+:func:`ambassador_process` returns what the ambassador container runs: its
+entrypoint, command, whether it needs an init process, the capabilities it
+adds and the sysctls of its network namespace.
+
+* ``socat`` (the default): one socat per port, forking a process per
+  connection, in user space. Needs no privilege. The listen backlog is raised
+  (socat's default of 5 drops SYNs when many clients connect at once, which
+  stalls them for a second or more in SYN retransmission), Nagle is turned
+  off on both sockets (the ambassador must not delay small writes that the
+  client already sent without delay) and socat reads up to 64 KiB at once.
+  It alone can speak mutual TLS on the network side.
+* ``kernel``: no process on the data path. The ambassador's own network
+  namespace forwards in the kernel: iptables DNAT of the listened ports to the
+  target, MASQUERADE of what goes there. Needs ``NET_ADMIN`` (in that
+  namespace only) and ``net.ipv4.ip_forward=1`` there, and an image with
+  ``/bin/sh``, ``iptables-restore`` and ``getent``. A small shell loop
+  resolves the target (a container name on the provider side) and swaps the
+  rules atomically when its address changes. Allowed peers are ``-s`` matches
+  of the DNAT rules: anyone else reaches no listener and is refused.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+DATAPLANES = ("socat", "kernel")
+DEFAULT_DATAPLANE = "socat"
+
+# socat: listen queue for simultaneous connects (the kernel caps it at net.core.somaxconn).
+SOCAT_BACKLOG = 4096
+# socat: bytes read at once (default 8192).
+SOCAT_BUFFER = 65536
+
+# kernel: the chains the ambassador owns in its namespace's nat table.
+KERNEL_CHAIN_PRE = "XHA_PRE"
+KERNEL_CHAIN_POST = "XHA_POST"
+KERNEL_CAPABILITIES = ["NET_ADMIN"]
+KERNEL_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    # Forwarded packets leave by the interface they came in on: no ICMP redirects to clients.
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+}
+# Seconds between re-resolutions of the target once forwarding (and while it is unresolved).
+KERNEL_RESOLVE_EVERY = 2
+KERNEL_RETRY_EVERY = 0.2
+
+
+# Mutual TLS (socat only): each host's CA certificate, certificate and key, mounted here.
+TLS_MOUNT = "/tls"
+
+
+def _bracket(host):
+    return "[%s]" % host if ":" in host else host  # an IPv6 literal
+
+
+def _socat_escape(text):
+    """Escape what socat's address parser would take for itself (':' ',' ';' brackets...)."""
+    for char in "\\:,;!()[]{}'\"":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _tls_options():
+    return "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
+
+
+def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
+    """The two socat addresses that forward one port, accepting only peers in ``allow``.
+
+    ``tls`` makes the network side mutual TLS: ``"server"`` on a provider-side
+    ambassador (it listens with its certificate and demands a client certificate
+    from the same CA), or the provider's inventory hostname on a consumer-side
+    one (it connects with its certificate and checks the provider's name).
+
+    One allowed peer is checked by socat itself (``range=``); several by a shell
+    test of the peer address socat hands to the forked child, which then
+    connects on (a refused peer sees its connection closed at once). An empty
+    ``allow`` accepts every peer (consumer-side ambassadors, reached only on
+    their host's network).
+    """
+    target = _bracket(target_host)
+    if protocol == "udp":
+        listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
+        connect = "UDP-SENDTO:%s:%d" % (target, target_port)
+    else:
+        if tls == "server":
+            listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay,%s" % (listen_port, SOCAT_BACKLOG,
+                                                                                 _tls_options())
+        else:
+            listen = "TCP-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay" % (listen_port, SOCAT_BACKLOG)
+        if tls and tls != "server":
+            connect = "OPENSSL:%s:%d,nodelay,%s,commonname=%s" % (target, target_port, _tls_options(), tls)
+        else:
+            connect = "TCP:%s:%d,nodelay" % (target, target_port)
+    allow = sorted(set(allow))
+    if len(allow) == 1:
+        listen += ",range=%s/%d" % (_bracket(allow[0]), 128 if ":" in allow[0] else 32)
+    elif allow:
+        test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
+        connect = "SYSTEM:" + _socat_escape("test %s && exec socat -b %d - %s" % (test, SOCAT_BUFFER, connect))
+    return [listen, connect]
+
+
+def _socat(protocol, ports, target, allow, tls):
+    """One forward runs socat as the container's process (as ``alpine/socat`` is meant to be
+    used); several run under ``/bin/sh`` with an init process, so that a stop signal reaches
+    every socat."""
+    forwards = [socat_forward(protocol, listen, target, port, allow, tls) for listen, port in ports]
+    if len(forwards) == 1:
+        return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False}
+    script = " & ".join("socat -b %d %s %s" % (SOCAT_BUFFER, shlex.quote(listen), shlex.quote(connect))
+                        for listen, connect in forwards) + " & wait"
+    return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True}
+
+
+def kernel_rules(protocol, ports, allow=()):
+    """The ``iptables-restore --noflush`` input that (re)writes the ambassador's chains, with
+    ``$ip`` standing for the target's address (filled in by the shell). With ``allow``, only
+    those peers are forwarded."""
+    lines = ["*nat", ":%s - [0:0]" % KERNEL_CHAIN_PRE, ":%s - [0:0]" % KERNEL_CHAIN_POST]
+    sources = ["-s %s/32 " % peer for peer in sorted(set(allow))] or [""]
+    for listen, port in ports:
+        for source in sources:
+            lines.append("-A %s %s-p %s --dport %d -j DNAT --to-destination $ip:%d"
+                         % (KERNEL_CHAIN_PRE, source, protocol, listen, port))
+    for _listen, port in ports:
+        lines.append("-A %s -p %s -d $ip --dport %d -j MASQUERADE" % (KERNEL_CHAIN_POST, protocol, port))
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def kernel_script(protocol, ports, target, allow=()):
+    """The shell program of a kernel ambassador: hook its chains in, then keep them pointing
+    at the target's current address."""
+    hooks = " && ".join(
+        "{ iptables -t nat -C %s -j %s 2>/dev/null || iptables -t nat -A %s -j %s; }" % (hook, chain, hook, chain)
+        for hook, chain in (("PREROUTING", KERNEL_CHAIN_PRE), ("POSTROUTING", KERNEL_CHAIN_POST)))
+    return "\n".join([
+        "set -u",
+        "target='%s'" % target,
+        "rules() { ip=$1; cat <<EOF",
+        kernel_rules(protocol, ports, allow).rstrip("\n"),
+        "EOF",
+        "}",
+        "resolve() { case $1 in *[!0-9.]*) getent ahostsv4 \"$1\" | awk 'NR==1{print $1}' ;; *) echo \"$1\" ;; esac; }",
+        "printf '*nat\\n:%s - [0:0]\\n:%s - [0:0]\\nCOMMIT\\n' | iptables-restore --noflush && %s "
+        "|| { echo 'crosshost.ambassador: cannot set up iptables (NET_ADMIN missing?)' >&2; exit 1; }"
+        % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST, hooks),
+        "cur=",
+        "while :; do",
+        "  ip=$(resolve \"$target\" 2>/dev/null)",
+        "  if [ -n \"$ip\" ] && [ \"$ip\" != \"$cur\" ] && rules \"$ip\" | iptables-restore --noflush; then",
+        "    echo \"crosshost.ambassador: forwarding %s %s to $target ($ip)\"; cur=$ip" % (
+            protocol, " ".join("%d->%d" % lp for lp in ports)),
+        "  fi",
+        "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY),
+        "done",
+    ]) + "\n"
+
+
+def _kernel(protocol, ports, target, allow):
+    return {
+        "entrypoint": ["/bin/sh", "-c"],
+        "command": [kernel_script(protocol, ports, target, allow)],
+        "init": True,
+        "cap_add": list(KERNEL_CAPABILITIES),
+        "sysctls": dict(KERNEL_SYSCTLS),
+    }
+
+
+def ambassador_process(dataplane, protocol, ports, target, allow=(), tls=None):
+    """What an ambassador container runs to forward ``ports`` to ``target``.
+
+    :param dataplane: one of :data:`DATAPLANES`.
+    :param protocol: ``tcp`` or ``udp``.
+    :param ports: ``[(listen_port, target_port), ...]``.
+    :param target: the container name or address (IPv4, IPv6 or DNS name) forwarded to.
+    :param allow: the only peer addresses let in (provider side); empty lets everyone in.
+    :param tls: ``"server"``, the provider's hostname (consumer side), or None: see
+        :func:`socat_forward`. The kernel plane cannot (the planner refuses it).
+    :returns: ``{"entrypoint", "command", "init", "cap_add", "sysctls"}``.
+    """
+    if dataplane == "kernel":
+        if tls:
+            raise ValueError("the kernel data plane cannot speak TLS")
+        return _kernel(protocol, ports, target, allow)
+    if dataplane != "socat":
+        raise ValueError("unknown data plane %r" % (dataplane,))
+    process = _socat(protocol, ports, target, allow, tls)
+    process.update(cap_add=[], sysctls={})
+    return process

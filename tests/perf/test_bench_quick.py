@@ -1,0 +1,49 @@
+"""The benchmark harness still works: bench/run.py --quick on the bench's own lab, and its JSON is
+complete and sane. Not a timed test: no figure is compared with a target here."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run.py"), "--quick", "--json", str(out)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    results = json.loads(out.read_text())
+    assert results["mode"] == "quick"
+    assert results["table"] in proc.stdout
+
+    for row in results["planning"]:
+        assert row["plan_s"] > 0 and row["serialise_s"] > 0 and row["peak_mib"] > 0
+        # Every host consumes 10 services: one consumer-side ambassador each unless it provides it.
+        assert 0.8 * row["hosts"] * 10 <= row["consumer_ambassadors"] <= row["hosts"] * 10
+
+    controller = results["controller"]
+    assert set(controller["median"]) == {"startup", "plan_task", "per_host_fact", "role_plan"}
+    assert all(v > 0 for v in controller["median"].values())
+
+    apply = results["apply"]
+    assert apply["checks"]["noop_changed"] == [0] and apply["checks"]["naive_changed"] == [0]
+    assert all(apply["checks"]["move_only_that_service"])
+    # A move recreates the consumer-side ambassadors and moves the service and its provider-side one.
+    assert all(t["containers"] >= 3 for t in apply["checks"]["move_touched"])
+    assert apply["naive_median_s"] > 0 and apply["noop_median_s"] > 0
+    assert all(apply["move_median_s"][mode] > 0 for mode in ("make-before-break", "one step"))
+
+    summary = results["datapath"]["summary"]
+    assert set(summary) == set("%s P%d" % (path, p) for path in ("direct", "socat_classic", "socat", "kernel")
+                               for p in (1, 16))
+    for key, entry in summary.items():
+        assert entry["errors"] == 0, (key, results["datapath"]["samples"])
+        for op in ("SET", "GET"):
+            assert entry[op]["rps"] > 0 and 0 < entry[op]["p50_ms"] <= entry[op]["p99_ms"]
+
+    for key in ("socat, make-before-break", "socat, one step", "kernel, make-before-break", "kernel, one step"):
+        runs = results["disruption"][key]["runs"]
+        assert runs and all(r["recovered"] and r["requests"] > 100 for r in runs), runs

@@ -1,0 +1,52 @@
+"""The data planes' processes, on plain data (no Docker, no Ansible)."""
+
+import subprocess
+
+import pytest
+
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script)
+
+
+def test_socat_listens_with_a_deep_backlog_and_without_nagle():
+    p = ambassador_process("socat", "tcp", [(6379, 16379)], "10.0.0.2")
+    assert p["entrypoint"] == ["socat"] and p["init"] is False
+    assert p["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=%d,nodelay" % SOCAT_BACKLOG,
+                            "TCP:10.0.0.2:16379,nodelay"]
+    assert p["cap_add"] == [] and p["sysctls"] == {}
+
+
+def test_socat_udp_and_ipv6_target():
+    p = ambassador_process("socat", "udp", [(53, 1053)], "fd00::2")
+    assert p["command"] == ["-b", "65536", "UDP-RECVFROM:53,fork,reuseaddr", "UDP-SENDTO:[fd00::2]:1053"]
+
+
+def test_kernel_rules_dnat_each_port_and_masquerade_towards_the_target():
+    assert kernel_rules("tcp", [(6379, 16379), (26379, 26379)]).splitlines() == [
+        "*nat",
+        ":XHA_PRE - [0:0]",
+        ":XHA_POST - [0:0]",
+        "-A XHA_PRE -p tcp --dport 6379 -j DNAT --to-destination $ip:16379",
+        "-A XHA_PRE -p tcp --dport 26379 -j DNAT --to-destination $ip:26379",
+        "-A XHA_POST -p tcp -d $ip --dport 16379 -j MASQUERADE",
+        "-A XHA_POST -p tcp -d $ip --dport 26379 -j MASQUERADE",
+        "COMMIT",
+    ]
+
+
+def test_kernel_process_needs_net_admin_and_forwarding():
+    p = ambassador_process("kernel", "tcp", [(6379, 6379)], "redis")
+    assert p["cap_add"] == ["NET_ADMIN"]
+    assert p["sysctls"]["net.ipv4.ip_forward"] == "1"
+    assert p["entrypoint"] == ["/bin/sh", "-c"] and p["init"] is True
+    assert p["command"] == [kernel_script("tcp", [(6379, 6379)], "redis")]
+
+
+def test_kernel_script_is_valid_shell():
+    script = kernel_script("udp", [(53, 1053)], "10.0.0.2")
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+
+
+def test_unknown_data_plane_is_an_error():
+    with pytest.raises(ValueError):
+        ambassador_process("haproxy", "tcp", [(80, 80)], "web")
