@@ -13,6 +13,7 @@ import yaml
 
 from planning import synthetic
 
+
 def _play(name, *tasks):
     return [{"name": name, "hosts": "all", "gather_facts": False, "tasks": list(tasks)}]
 

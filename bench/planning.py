@@ -41,7 +41,7 @@ def measure(n_hosts, n_services, repeat):
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     plan_s, dump_s = [], []
     plans = None
-    for _ in range(repeat):
+    for _round in range(repeat):
         plans = None
         gc.collect()
         start = time.perf_counter()

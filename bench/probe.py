@@ -37,7 +37,7 @@ def resolve(name, timeout):
     while data[pos] != 0:  # the question's name
         pos += data[pos] + 1
     pos += 5
-    for _ in range(answers):
+    for _answer in range(answers):
         if data[pos] & 0xC0 == 0xC0:
             pos += 2
         else:

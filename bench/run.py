@@ -162,7 +162,7 @@ def bench_controller(cfg, results, playbook, workdir):
     log("controller side: %d hosts x %d services, inside ansible-playbook" % (n_hosts, n_services))
     inventory, books = controller.write(os.path.join(workdir, "controller"), n_hosts, n_services)
     times = dict((name, []) for name in books)
-    for _ in range(cfg["controller_rounds"]):
+    for _round in range(cfg["controller_rounds"]):
         for name in ("startup", "plan_task", "per_host_fact", "role_plan"):
             times[name].append(playbook.run(["-i", inventory, books[name]])["seconds"])
     med = dict((name, median(v)) for name, v in times.items())
@@ -213,7 +213,7 @@ def bench_apply(cfg, results, lab):
     noop, naive, noop_around_moves = [], [], []
     moves = dict((mode, []) for mode in MODES)
     checks = {"noop_changed": [], "naive_changed": [], "move_touched": [], "move_only_that_service": []}
-    for _ in range(cfg["apply_rounds"]):
+    for _round in range(cfg["apply_rounds"]):
         a = lab.site()
         noop.append(a["seconds"])
         checks["noop_changed"].append(sum(a["changed"].values()))
@@ -268,8 +268,8 @@ def setup_datapath(lab):
     """redis on bench2 reached from bench1: direct (published), classic socat pair, and the
     collection's socat and kernel ambassadors."""
     consumer, provider = "bench1", "bench2"
-    redis = lambda port: ["redis-server", "--port", str(port), "--protected-mode", "no", "--save", "",
-                          "--appendonly", "no"]
+    def redis(port):
+        return ["redis-server", "--port", str(port), "--protected-mode", "no", "--save", "", "--appendonly", "no"]
     services = {}
     for plane in ("socat", "kernel"):
         port = REDIS_PORTS[plane]
@@ -332,7 +332,7 @@ def redis_benchmark(client, host, port, pipeline, requests):
 
 def wait_ready(client, target):
     host, port = target
-    for _ in range(50):
+    for _attempt in range(50):
         code, out = client.exec_run(["redis-cli", "-h", host, "-p", str(port), "PING"])
         if code == 0 and out.strip() == b"PONG":
             return
@@ -346,7 +346,7 @@ def bench_datapath(cfg, results, lab):
     for target in targets.values():
         wait_ready(client, target)
     samples = dict((path, dict((p, []) for p in cfg["bench_requests"])) for path in targets)
-    for _ in range(cfg["datapath_rounds"]):
+    for _round in range(cfg["datapath_rounds"]):
         for pipeline, requests in sorted(cfg["bench_requests"].items(), reverse=True):
             for path in targets:  # interleaved: direct, classic, socat, kernel, then again
                 log("  %s -P %d" % (path, pipeline))
@@ -404,7 +404,7 @@ def bench_disruption(cfg, results, lab):
             t_move = time.monotonic()
             move = lab.site(*MODES[mode])
             t_done = time.monotonic() - t_move
-            stdout, _ = probe.communicate(timeout=cfg["disruption_seconds"] + 60)
+            stdout, _stderr = probe.communicate(timeout=cfg["disruption_seconds"] + 60)
             probe_ct.remove(force=True)
             samples = json.loads(stdout)
             failed = [t for t, ok in samples if not ok]
@@ -438,9 +438,9 @@ def table(results):
         add("| hosts | services | ambassadors | plan s (median) | us/ambassador | plan / json.dumps(plans) | peak MiB |")
         add("|---:|---:|---:|---:|---:|---:|---:|")
         for r in results["planning"]:
-            add("| %d | %d | %d | %s | %s | %s | %s |" % (r["hosts"], r["services"], r["ambassadors"], fmt(r["plan_s"], 3),
-                                                      fmt(r["us_per_ambassador"], 1), fmt(r["ratio_to_serialise"]),
-                                                      fmt(r["peak_mib"], 1)))
+            add("| %d | %d | %d | %s | %s | %s | %s |" % (
+                r["hosts"], r["services"], r["ambassadors"], fmt(r["plan_s"], 3), fmt(r["us_per_ambassador"], 1),
+                fmt(r["ratio_to_serialise"]), fmt(r["peak_mib"], 1)))
     if "controller" in results:
         c = results["controller"]
         m = c["median"]
@@ -509,7 +509,7 @@ def machine():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one round: proves the harness works (CI)")
     parser.add_argument("--json", help="where to write the results (default bench/results/latest.json or quick.json)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")

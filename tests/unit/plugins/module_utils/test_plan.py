@@ -296,6 +296,8 @@ def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_pla
         "ambassador_placement_overrides.redis: host 'nosuchhost' is not in the inventory. "
         "Fix: move the service to one of the inventory's hosts.",
     ]
+
+
 # ---- data planes ----
 
 def kernel_hosts(**consumes):
@@ -405,4 +407,3 @@ def test_invalid_data_planes_name_the_variable_and_the_fix(services, settings, d
 def test_a_host_without_kernel_ambassadors_needs_no_kernel_image():
     plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts())
     assert by_name(plans["host2"]) == {}  # no consumers: no ambassador, no kernel image needed
-

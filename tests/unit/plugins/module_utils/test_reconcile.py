@@ -86,9 +86,11 @@ def test_a_port_published_by_a_foreign_container_is_a_conflict():
                               "someones-redis"]
     assert d["actions"] == []
     # Another address, or udp, does not clash.
-    other["ports"] = [{"IP": "10.0.0.9", "PublicPort": 6379, "Type": "tcp"}, {"IP": "0.0.0.0", "PublicPort": 6379,
-                                                                              "Type": "udp"}]
+    other["ports"] = [{"IP": "10.0.0.9", "PublicPort": 6379, "Type": "tcp"},
+                      {"IP": "0.0.0.0", "PublicPort": 6379, "Type": "udp"}]
     assert decide([ct], [other])["conflicts"] == []
+
+
 def test_a_move_splits_into_make_switch_and_break():
     actions = [
         {"action": "remove", "name": "old_ambassador", "id": "1"},
