@@ -268,6 +268,7 @@ def setup_datapath(lab):
     """redis on bench2 reached from bench1: direct (published), classic socat pair, and the
     collection's socat and kernel ambassadors."""
     consumer, provider = "bench1", "bench2"
+
     def redis(port):
         return ["redis-server", "--port", str(port), "--protected-mode", "no", "--save", "", "--appendonly", "no"]
     services = {}

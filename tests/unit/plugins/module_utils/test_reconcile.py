@@ -98,8 +98,8 @@ def test_a_move_splits_into_make_switch_and_break():
         {"action": "recreate", "name": "redis_ambassador", "id": "2", "spec": {"published": []}},
         {"action": "start", "name": "stopped", "id": "3"},
     ]
-    phases = split_phases(actions, {"old_ambassador": {"published": [{"host_ip": "10.0.0.2", "host_port": 80,
-                                                                       "protocol": "tcp"}]}})
+    old_port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp"}
+    phases = split_phases(actions, {"old_ambassador": {"published": [old_port]}})
     assert [a["name"] for a in phases["make"]] == ["new", "stopped"]
     assert [a["name"] for a in phases["switch"]] == ["redis_ambassador"]
     assert [a["name"] for a in phases["break"]] == ["old_ambassador"]
