@@ -42,6 +42,14 @@ class Run(object):
         """Host -> the last result of `action` that ran (a phase skipped for lack of work is no result)."""
         return dict((r["host"], r) for r in self.results if r["action"] == action and r["status"] != "skipped")
 
+    def facts(self, host):
+        """Every fact that set_fact tasks set on host, merged in order."""
+        found = {}
+        for r in self.results:
+            if r["host"] == host and r["action"] == "ansible.builtin.set_fact" and r["status"] == "ok":
+                found.update(r["result"].get("ansible_facts", {}))
+        return found
+
     def actions(self):
         """Host -> sorted (action, name) pairs reported by every crosshost.ambassador.apply step that ran."""
         found = {}

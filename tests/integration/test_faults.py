@@ -86,7 +86,7 @@ def test_a_host_cut_off_during_a_move_fails_alone_and_converges_after(lab, topol
             # The others are consistent with the new plan.
             assert "redis" not in lab.owned("host2")
             target = lab.client("host1").containers.get("redis_ambassador").attrs["Config"]["Cmd"][-1]
-            assert target == "TCP:%s:6379" % address
+            assert target == "TCP:%s:6379,nodelay" % address
         finally:
             subprocess.run(["ip", "link", "set", HOST3_VETH, "up"], check=True)
 

@@ -42,7 +42,7 @@ def test_second_run_reports_no_change(lab, topology):
 
 def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(lab, topology, consumer):
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
-    env_before = lab.site(topology, "--check").results_of("ansible.builtin.set_fact")["host1"]["result"]
+    env_before = lab.site(topology, "--check").facts("host1")["ambassador_environment"]
     before = lab.snapshot()
 
     topology.services["redis"]["host"] = "host3"
@@ -73,8 +73,8 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "where", "host3"]) == "OK"
     assert lab.client("host3").containers.get("redis").exec_run(["redis-cli", "GET", "where"]).output.strip() == b"host3"
     # The consumers' link-style environment did not change with the move.
-    env_after = lab.site(topology, "--check").results_of("ansible.builtin.set_fact")["host1"]["result"]
-    assert env_after["ansible_facts"]["ambassador_environment"] == env_before["ansible_facts"]["ambassador_environment"]
+    env_after = lab.site(topology, "--check").facts("host1")["ambassador_environment"]
+    assert env_after == env_before and env_after["REDIS_PORT_6379_TCP"] == "tcp://redis:6379"
     # The data volume on host2 is kept.
     assert "redis-data" in after["host2"]["volumes"]
 
