@@ -29,7 +29,7 @@ import ipaddress
 import re
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    DATAPLANES, DEFAULT_DATAPLANE, KERNEL_CAPABILITIES, TLS_MOUNT, ambassador_process)
+    DATAPLANES, DEFAULT_DATAPLANE, TLS_MOUNT, ambassador_process)
 
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
@@ -60,7 +60,6 @@ KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False, cap_dr
 # certificate and key are installed in its TLS directory, mounted read-only at
 # TLS_MOUNT.
 DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
-TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
 
 SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
                     "pids_limit": None, "dataplane": None, "cap_add": [], "sysctls": {}}
@@ -644,8 +643,6 @@ def _ambassador(name, side, svc, process, image, env, aliases, published, tls):
     }
     container.update(process)
     container.update(KERNEL_HARDENING if svc["dataplane"] == "kernel" else AMBASSADOR_HARDENING)
-    if svc["dataplane"] == "kernel":
-        container["cap_add"] = list(KERNEL_CAPABILITIES)
     return container
 
 
