@@ -163,8 +163,10 @@ def decide(planned, existing):
 
 
 # Phases of a change, run one after the other on every host (make before break): what is new
-# comes up everywhere first (a moved service on its new host), then consumers switch over
-# (recreated ambassadors), and only then does what is no longer planned go away (the old host).
+# comes up everywhere first (a moved service and its provider-side ambassador on the new host),
+# then consumers switch over (their ambassadors recreated to point at the new host), and only then
+# does the old host let go (its service removed, its provider-side ambassador turned into a
+# consumer-side one or removed).
 PHASES = ("make", "switch", "break")
 
 
@@ -172,11 +174,29 @@ def _published_keys(spec):
     return set((p.get("host_ip"), p.get("host_port"), p.get("protocol")) for p in (spec or {}).get("published") or [])
 
 
+def _side(spec):
+    return (spec or {}).get("side")
+
+
+def recreate_phase(spec, before):
+    """The phase of a recreated container: an ambassador that becomes provider-side goes with
+    ``make`` (consumers elsewhere are about to switch to it), one that stops being provider-side
+    goes with ``break`` (consumers elsewhere use it until they have switched), any other with
+    ``switch``."""
+    if spec["role"] == "ambassador":
+        if _side(spec) == "provider" and _side(before) != "provider":
+            return "make"
+        if _side(before) == "provider" and _side(spec) != "provider":
+            return "break"
+    return "switch"
+
+
 def split_phases(actions, before):
     """The decision's actions by phase (:data:`PHASES`), each in its original order.
 
     A removal goes with ``make`` instead of ``break`` when it frees a published port that a
-    created or recreated container of this host needs.
+    created or recreated container of this host needs. ``before`` is the decision's name ->
+    spec of the owned containers as they are.
     """
     needed = set()
     for action in actions:
@@ -188,16 +208,17 @@ def split_phases(actions, before):
             frees = _published_keys(before.get(action["name"]))
             phases["make" if frees & needed else "break"].append(action)
         elif action["action"] == "recreate":
-            phases["switch"].append(action)
+            phases[recreate_phase(action["spec"], before.get(action["name"]))].append(action)
         else:
             phases["make"].append(action)
     return phases
 
 
-def replace_side_by_side(spec):
+def replace_side_by_side(spec, before):
     """Whether a recreated container may run beside its old self for a moment (new one first,
-    then the old one removed): ambassadors that publish no port, i.e. consumer-side ones."""
-    return spec["role"] == "ambassador" and not spec["published"]
+    then the old one removed): ambassadors whose old and new selves publish no port in common
+    (consumer-side ones, and an ambassador that turns from one side into the other)."""
+    return spec["role"] == "ambassador" and not (_published_keys(spec) & _published_keys(before))
 
 
 def summarise(actions):

@@ -229,8 +229,12 @@ options:
         make-before-break, as the M(crosshost.ambassador.topology) role does. A moved service then runs on its
         new host before its consumers' ambassadors switch to it; consumers see a cut of their open
         connections instead of a gap as long as the move."
-      - Whatever the phases, a changed consumer-side ambassador (no published port) is replaced side by
-        side; the new one starts, then the old one is removed.
+      - V(make) also recreates an ambassador that becomes provider-side (a service moved to this host), and
+        V(break) one that stops being provider-side (a service moved away), so that consumers elsewhere keep
+        a working path until they have switched.
+      - Whatever the phases, a changed ambassador whose old and new selves publish no port in common (a
+        consumer-side one, or one that changes sides) is replaced side by side; the new one starts, then
+        the old one is removed.
     type: list
     elements: str
     choices: [make, switch, break]
@@ -314,6 +318,7 @@ class Reconciler(object):
         self.plan = module.params["plan"]
         self.where = "host %s (Docker engine at %s)" % (self.plan["host"], self.plan["docker_host"])
         self.done = []
+        self.before = {}
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg="%s: %s" % (self.where, msg), actions=[_public(a) for a in self.done], **kwargs)
@@ -329,6 +334,7 @@ class Reconciler(object):
         for container in plan["containers"]:
             container["tls_fingerprint"] = self.module.params["tls_fingerprint"] if container["tls"] else None
         decision = decide(plan["containers"], existing)
+        self.before = decision["before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
                       "crosshost.ambassador.managed=true) stand in the way, and it leaves them alone, so nothing "
@@ -389,7 +395,7 @@ class Reconciler(object):
         elif action == "remove":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
-        elif action == "recreate" and replace_side_by_side(step["spec"]):
+        elif action == "recreate" and replace_side_by_side(step["spec"], self.before.get(step["name"])):
             # The new one is up before the old one goes: both carry the alias for a moment.
             old_name = "%s.replaced-%s" % (step["name"], step["id"][:12])
             engine.rename(step["id"], step["name"], old_name)

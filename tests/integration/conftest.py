@@ -59,6 +59,16 @@ class Run(object):
         return dict((host, sorted(pairs)) for host, pairs in found.items())
 
 
+    def steps(self):
+        """Host -> [sorted (action, name) pairs of each crosshost.ambassador.apply step that ran], in order."""
+        found = {}
+        for r in self.results:
+            if r["action"] == "crosshost.ambassador.apply" and r["status"] != "skipped":
+                found.setdefault(r["host"], []).append(
+                    (r["task"].split(" : ")[-1], sorted((a["action"], a["name"]) for a in r["result"].get("actions", []))))
+        return found
+
+
 def ansible_playbook(args, tmpdir):
     record_file = os.path.join(str(tmpdir), "record-%d.json" % time.time_ns())
     env = dict(os.environ)

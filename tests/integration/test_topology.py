@@ -81,6 +81,49 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
 
+MAKE = "Reconcile this host's ambassadors and service containers"
+SWITCH = "Switch this host's changed ambassadors over"
+BREAK = "Remove what this host no longer runs"
+
+
+def echo_reaches(lab, host):
+    probe = lab.start_consumer(host, "echo-probe")
+    try:
+        return exec_ok(probe, ["sh", "-c", "echo ping-%s | socat -t 2 - TCP:echo:7777" % host]) == "ping-%s" % host
+    finally:
+        probe.remove(force=True)
+
+
+def test_a_move_is_made_before_break_across_hosts_and_in_one_step_when_asked(lab, topology):
+    """echo moves from host1 to host2, and host1 becomes its consumer: host2 turns its ambassador
+    provider-side first, then host3 switches, then host1 lets go. Asked for one step (as a
+    command-line string), every host does its part in its first apply step."""
+    converge(lab, topology)
+    before = lab.snapshot()
+    topology.services["echo"].update(host="host2", consumers=["host1", "host3"])
+    moved = converge(lab, topology.save())
+    assert moved.steps() == {
+        "host1": [(MAKE, []), (BREAK, [("recreate", "echo_ambassador"), ("remove", "echo")])],
+        "host2": [(MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
+        "host3": [(MAKE, []), (SWITCH, [("recreate", "echo_ambassador")])],
+    }
+    assert echo_reaches(lab, "host1") and echo_reaches(lab, "host3")
+
+    topology.services["echo"].update(host="host1", consumers=["host2", "host3"])
+    back = converge(lab, topology.save(), "-e", "ambassador_make_before_break=false")
+    assert back.steps() == {
+        "host1": [(MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
+        "host2": [(MAKE, [("recreate", "echo_ambassador"), ("remove", "echo")])],
+        "host3": [(MAKE, [("recreate", "echo_ambassador")])],
+    }
+    assert echo_reaches(lab, "host2") and echo_reaches(lab, "host3")
+    after = lab.snapshot()
+    for host in lab.hosts:  # only echo's containers were touched
+        for name, (cid, _status) in before[host]["containers"].items():
+            if not name.startswith("echo"):
+                assert after[host]["containers"].get(name, (None,))[0] == cid, (host, name)
+
+
 def test_dropping_a_service_removes_its_ambassadors_everywhere(lab, topology):
     converge(lab, topology)
     del topology.services["echo"]

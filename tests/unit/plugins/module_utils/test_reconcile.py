@@ -95,7 +95,8 @@ def test_a_move_splits_into_make_switch_and_break():
     actions = [
         {"action": "remove", "name": "old_ambassador", "id": "1"},
         {"action": "create", "name": "new", "spec": {"published": []}},
-        {"action": "recreate", "name": "redis_ambassador", "id": "2", "spec": {"published": []}},
+        {"action": "recreate", "name": "redis_ambassador", "id": "2",
+         "spec": {"role": "ambassador", "side": "consumer", "published": []}},
         {"action": "start", "name": "stopped", "id": "3"},
     ]
     old_port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp"}
@@ -113,7 +114,36 @@ def test_a_removal_that_frees_a_needed_published_port_comes_first():
     assert [a["name"] for a in phases["make"]] == ["aa_ambassador", "bb_ambassador"] and phases["break"] == []
 
 
-def test_only_consumer_side_ambassadors_are_replaced_side_by_side():
-    assert replace_side_by_side({"role": "ambassador", "published": []})
-    assert not replace_side_by_side({"role": "ambassador", "published": [{"host_port": 80}]})
-    assert not replace_side_by_side({"role": "service", "published": []})
+def test_an_ambassador_changing_sides_goes_with_make_on_the_new_host_and_break_on_the_old():
+    """A move: the new host's ambassador turns provider-side before consumers switch; the old
+    host's turns consumer-side only after they have."""
+    port = {"host_ip": "10.0.0.3", "host_port": 6379, "protocol": "tcp", "port": 6379}
+    consumer_side = {"role": "ambassador", "side": "consumer", "published": []}
+    provider_side = {"role": "ambassador", "side": "provider", "published": [port]}
+    on_new_host = [{"action": "create", "name": "redis", "spec": {"role": "service", "published": []}},
+                   {"action": "recreate", "name": "redis_ambassador", "id": "1", "spec": provider_side}]
+    phases = split_phases(on_new_host, {"redis_ambassador": consumer_side})
+    assert [a["name"] for a in phases["make"]] == ["redis", "redis_ambassador"]
+    assert phases["switch"] == [] and phases["break"] == []
+    on_old_host = [{"action": "remove", "name": "redis", "id": "2"},
+                   {"action": "recreate", "name": "redis_ambassador", "id": "3", "spec": consumer_side}]
+    phases = split_phases(on_old_host, {"redis": {"role": "service", "published": []},
+                                        "redis_ambassador": provider_side})
+    assert phases["make"] == [] and phases["switch"] == []
+    assert [a["name"] for a in phases["break"]] == ["redis", "redis_ambassador"]
+    # A provider-side ambassador that stays provider-side (say, a new allow-list) switches.
+    phases = split_phases([{"action": "recreate", "name": "redis_ambassador", "id": "4", "spec": provider_side}],
+                          {"redis_ambassador": provider_side})
+    assert [a["name"] for a in phases["switch"]] == ["redis_ambassador"]
+
+
+def test_ambassadors_whose_old_and_new_selves_share_no_published_port_are_replaced_side_by_side():
+    port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp"}
+    consumer_side = {"role": "ambassador", "published": []}
+    provider_side = {"role": "ambassador", "published": [port]}
+    assert replace_side_by_side(consumer_side, consumer_side)
+    assert replace_side_by_side(provider_side, consumer_side)
+    assert replace_side_by_side(consumer_side, provider_side)
+    assert replace_side_by_side(provider_side, {"role": "ambassador", "published": [dict(port, host_port=81)]})
+    assert not replace_side_by_side(provider_side, provider_side)
+    assert not replace_side_by_side({"role": "service", "published": []}, {"role": "service", "published": []})
