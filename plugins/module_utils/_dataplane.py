@@ -85,7 +85,8 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
 
     One allowed peer is checked by socat itself (``range=``); several by a shell
     test of the peer address socat hands to the forked child, which then
-    connects on (a refused peer sees its connection closed at once). An empty
+    becomes the socat that connects on (a refused peer sees its connection
+    closed at once). An empty
     ``allow`` accepts every peer (consumer-side ambassadors, reached only on
     their host's network).
     """
@@ -109,6 +110,11 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
     elif allow:
         test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
         connect = "SYSTEM:" + _socat_escape("test %s && exec socat -b %d - %s" % (test, SOCAT_BUFFER, connect))
+        if protocol == "tcp" and tls != "server":
+            # The checked socat takes over the accepted connection itself (nofork): one process
+            # and one copy per connection, as with one peer. TLS and UDP need the listener's socat
+            # in between.
+            connect += ",nofork"
     return [listen, connect]
 
 

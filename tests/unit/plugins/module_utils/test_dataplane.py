@@ -50,3 +50,13 @@ def test_kernel_script_is_valid_shell():
 def test_unknown_data_plane_is_an_error():
     with pytest.raises(ValueError):
         ambassador_process("haproxy", "tcp", [(80, 80)], "web")
+
+
+def test_several_peers_hand_a_plain_tcp_connection_to_the_checked_socat_itself():
+    tcp = ambassador_process("socat", "tcp", [(80, 80)], "web", allow=["10.0.0.3", "10.0.0.2"])["command"]
+    assert tcp[-1].startswith("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 && exec socat")
+    assert tcp[-1].endswith(",nofork")
+    # UDP datagrams and TLS records need the listener's socat between the peer and the check.
+    udp = ambassador_process("socat", "udp", [(53, 53)], "dns", allow=["10.0.0.3", "10.0.0.2"])["command"]
+    tls = ambassador_process("socat", "tcp", [(80, 80)], "web", allow=["10.0.0.3", "10.0.0.2"], tls="server")["command"]
+    assert not udp[-1].endswith(",nofork") and not tls[-1].endswith(",nofork")

@@ -128,7 +128,7 @@ def test_several_consumers_are_allowed_by_a_peer_address_check():
     _b, _size, listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
     assert listen == "TCP-LISTEN:7,fork,reuseaddr,backlog=4096,nodelay"
     assert connect == ("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 "
-                       "&& exec socat -b 65536 - TCP\\:echo\\:7\\,nodelay")
+                       "&& exec socat -b 65536 - TCP\\:echo\\:7\\,nodelay,nofork")
 
 
 def test_source_and_bind_addresses_override_the_advertise_address():
@@ -147,7 +147,7 @@ def test_several_ports_quote_each_socat_address_for_the_shell():
     (script,) = by_name(plans["host1"])["web_ambassador"]["command"]
     assert script.startswith("socat -b 65536 TCP-LISTEN:80,fork,reuseaddr,backlog=4096,nodelay 'SYSTEM:test "
                              "$SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 && exec socat -b 65536 - "
-                             "TCP\\:web\\:80\\,nodelay' & socat")
+                             "TCP\\:web\\:80\\,nodelay,nofork' & socat")
 
 
 def test_mutual_tls_between_ambassadors():
