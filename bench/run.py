@@ -83,7 +83,9 @@ class Playbook(object):
         elapsed = time.perf_counter() - start
         if check and run.rc != 0:
             raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(args), run.output[-5000:]))
-        return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions()}
+        steps = set(task for host_steps in run.steps().values() for task, _actions in host_steps)
+        return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions(),
+                "apply_steps": len(steps)}
 
 
 class BenchLab(object):
@@ -212,7 +214,8 @@ def bench_apply(cfg, results, lab):
     first = lab.site()
     noop, naive, noop_around_moves = [], [], []
     moves = dict((mode, []) for mode in MODES)
-    checks = {"noop_changed": [], "naive_changed": [], "move_touched": [], "move_only_that_service": []}
+    checks = {"noop_changed": [], "naive_changed": [], "move_touched": [], "move_only_that_service": [],
+              "move_apply_steps": dict((mode, []) for mode in MODES)}
     for _round in range(cfg["apply_rounds"]):
         a = lab.site()
         noop.append(a["seconds"])
@@ -235,6 +238,7 @@ def bench_apply(cfg, results, lab):
         m = lab.site(*MODES[mode])
         after = lab.containers()
         moves[mode].append(m["seconds"])
+        checks["move_apply_steps"][mode].append(m["apply_steps"])
         t = touched(before, after)
         count = sum(len(v) for v in t.values())
         checks["move_touched"].append({"containers": count, "by_host": t, "actions": m["actions"]})
@@ -256,7 +260,7 @@ def bench_apply(cfg, results, lab):
 
 # ---------------------------------------------------------------- datapath
 
-REDIS_PORTS = {"direct": 16379, "socat_classic": 16380, "socat": 6381, "kernel": 6382}
+REDIS_PORTS = {"direct": 16379, "socat_classic": 16380, "socat": 6381, "socat_2_consumers": 6383, "kernel": 6382}
 
 
 def classic_socat(listen, target):
@@ -266,7 +270,7 @@ def classic_socat(listen, target):
 
 def setup_datapath(lab):
     """redis on bench2 reached from bench1: direct (published), classic socat pair, and the
-    collection's socat and kernel ambassadors."""
+    collection's socat (one consumer, and two) and kernel ambassadors."""
     consumer, provider = "bench1", "bench2"
 
     def redis(port):
@@ -276,6 +280,10 @@ def setup_datapath(lab):
         port = REDIS_PORTS[plane]
         services["redis-%s" % plane] = {"host": provider, "port": port, "image": lab.vars["lab_redis_image"],
                                         "command": redis(port), "dataplane": plane, "consumers": [consumer]}
+    # Two consumers: the provider-side socat checks each connection's peer address in a shell.
+    port = REDIS_PORTS["socat_2_consumers"]
+    services["redis-shared"] = {"host": provider, "port": port, "image": lab.vars["lab_redis_image"],
+                                "command": redis(port), "dataplane": "socat", "consumers": [consumer, "bench3"]}
     lab.write_topology(services)
     lab.site()
     addr = lab.address(provider)
@@ -297,6 +305,7 @@ def setup_datapath(lab):
         "direct": (addr, REDIS_PORTS["direct"]),
         "socat_classic": ("bench-classic-consumer", REDIS_PORTS["socat_classic"]),
         "socat": ("redis-socat", REDIS_PORTS["socat"]),
+        "socat_2_consumers": ("redis-shared", REDIS_PORTS["socat_2_consumers"]),
         "kernel": ("redis-kernel", REDIS_PORTS["kernel"]),
     }
 

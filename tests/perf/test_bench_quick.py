@@ -35,9 +35,14 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     assert all(t["containers"] >= 3 for t in apply["checks"]["move_touched"])
     assert apply["naive_median_s"] > 0 and apply["noop_median_s"] > 0
     assert all(apply["move_median_s"][mode] > 0 for mode in ("make-before-break", "one step"))
+    # Make-before-break takes the three apply steps, one after the other on every host; one step takes one.
+    steps = apply["checks"]["move_apply_steps"]
+    assert steps["make-before-break"] and set(steps["make-before-break"]) == {3}, steps
+    assert steps["one step"] and set(steps["one step"]) == {1}, steps
 
     summary = results["datapath"]["summary"]
-    assert set(summary) == set("%s P%d" % (path, p) for path in ("direct", "socat_classic", "socat", "kernel")
+    assert set(summary) == set("%s P%d" % (path, p) for path in ("direct", "socat_classic", "socat", "socat_2_consumers",
+                                                                              "kernel")
                                for p in (1, 16))
     for key, entry in summary.items():
         assert entry["errors"] == 0, (key, results["datapath"]["samples"])
