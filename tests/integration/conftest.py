@@ -50,23 +50,18 @@ class Run(object):
                 found.update(r["result"].get("ansible_facts", {}))
         return found
 
-    def actions(self):
-        """Host -> sorted (action, name) pairs reported by every crosshost.ambassador.apply step that ran."""
-        found = {}
-        for r in self.results:
-            if r["action"] == "crosshost.ambassador.apply" and r["status"] != "skipped":
-                found.setdefault(r["host"], []).extend((a["action"], a["name"]) for a in r["result"].get("actions", []))
-        return dict((host, sorted(pairs)) for host, pairs in found.items())
-
-
     def steps(self):
-        """Host -> [sorted (action, name) pairs of each crosshost.ambassador.apply step that ran], in order."""
+        """Host -> [(task name, sorted (action, name) pairs) of each crosshost.ambassador.apply step that ran], in order."""
         found = {}
         for r in self.results:
             if r["action"] == "crosshost.ambassador.apply" and r["status"] != "skipped":
                 found.setdefault(r["host"], []).append(
                     (r["task"].split(" : ")[-1], sorted((a["action"], a["name"]) for a in r["result"].get("actions", []))))
         return found
+
+    def actions(self):
+        """Host -> sorted (action, name) pairs reported by every crosshost.ambassador.apply step that ran."""
+        return dict((host, sorted(pair for _task, pairs in steps for pair in pairs)) for host, steps in self.steps().items())
 
 
 def ansible_playbook(args, tmpdir):

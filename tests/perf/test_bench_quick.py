@@ -41,9 +41,8 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     assert steps["one step"] and set(steps["one step"]) == {1}, steps
 
     summary = results["datapath"]["summary"]
-    assert set(summary) == set("%s P%d" % (path, p) for path in ("direct", "socat_classic", "socat", "socat_2_consumers",
-                                                                              "kernel")
-                               for p in (1, 16))
+    paths = ("direct", "socat_classic", "socat", "socat_2_consumers", "kernel")
+    assert set(summary) == set("%s P%d" % (path, p) for path in paths for p in (1, 16))
     for key, entry in summary.items():
         assert entry["errors"] == 0, (key, results["datapath"]["samples"])
         for op in ("SET", "GET"):
