@@ -20,15 +20,25 @@ def test_redis_on_host2_is_reached_from_host1_through_both_ambassadors(lab, topo
     assert bindings == [{"HostIp": lab.hosts["host2"]["ambassador_advertise_address"], "HostPort": "6379"}]
 
 
+def echo_reaches(lab, host):
+    probe = lab.start_consumer(host, "echo-probe")
+    try:
+        return exec_ok(probe, ["sh", "-c", "echo ping-%s | socat -t 2 - TCP:echo:7777" % host]) == "ping-%s" % host
+    finally:
+        probe.remove(force=True)
+
+
+def assert_only_service_touched(lab, before, after, service):
+    """Every container whose name does not start with the service's is the same one as before."""
+    for host in lab.hosts:
+        for name, (cid, _status) in before[host]["containers"].items():
+            if not name.startswith(service):
+                assert after[host]["containers"].get(name, (None,))[0] == cid, (host, name)
+
+
 def test_echo_on_host1_is_reached_from_host2_and_host3(lab, topology):
     converge(lab, topology)
-    for host in ("host2", "host3"):
-        probe = lab.start_consumer(host, "echo-probe")
-        try:
-            out = exec_ok(probe, ["sh", "-c", "echo ping-%s | socat -t 2 - TCP:echo:7777" % host])
-            assert out == "ping-%s" % host
-        finally:
-            probe.remove(force=True)
+    assert echo_reaches(lab, "host2") and echo_reaches(lab, "host3")
 
 
 def test_second_run_reports_no_change(lab, topology):
@@ -62,10 +72,7 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
     assert moved.changed() == {"host1": 1, "host2": 1, "host3": 1}
 
     after = lab.snapshot()
-    for host in lab.hosts:
-        for name, (cid, _status) in before[host]["containers"].items():
-            if not name.startswith("redis"):
-                assert after[host]["containers"].get(name, (None,))[0] == cid, (host, name)
+    assert_only_service_touched(lab, before, after, "redis")
     # The same consumer container (same id, never restarted) reaches redis on host3 now.
     consumer.reload()
     assert after["host1"]["containers"]["consumer"][0] == consumer.id
@@ -84,14 +91,6 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
 MAKE = "Reconcile this host's ambassadors and service containers"
 SWITCH = "Switch this host's changed ambassadors over"
 BREAK = "Remove what this host no longer runs"
-
-
-def echo_reaches(lab, host):
-    probe = lab.start_consumer(host, "echo-probe")
-    try:
-        return exec_ok(probe, ["sh", "-c", "echo ping-%s | socat -t 2 - TCP:echo:7777" % host]) == "ping-%s" % host
-    finally:
-        probe.remove(force=True)
 
 
 def test_a_move_is_made_before_break_across_hosts_and_in_one_step_when_asked(lab, topology):
@@ -117,11 +116,7 @@ def test_a_move_is_made_before_break_across_hosts_and_in_one_step_when_asked(lab
         "host3": [(MAKE, [("recreate", "echo_ambassador")])],
     }
     assert echo_reaches(lab, "host2") and echo_reaches(lab, "host3")
-    after = lab.snapshot()
-    for host in lab.hosts:  # only echo's containers were touched
-        for name, (cid, _status) in before[host]["containers"].items():
-            if not name.startswith("echo"):
-                assert after[host]["containers"].get(name, (None,))[0] == cid, (host, name)
+    assert_only_service_touched(lab, before, lab.snapshot(), "echo")
 
 
 def test_dropping_a_service_removes_its_ambassadors_everywhere(lab, topology):
