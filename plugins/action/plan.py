@@ -27,8 +27,9 @@ HOST_VARIABLES = (
 
 def _default_address(hostvars):
     """ansible_host, else the gathered default IPv4 address, else None."""
-    if hostvars.get("ansible_host"):
-        return hostvars.get("ansible_host")
+    ansible_host = hostvars.get("ansible_host")
+    if ansible_host:
+        return ansible_host
     facts = hostvars.get("ansible_facts") or {}
     return (facts.get("default_ipv4") or {}).get("address")
 
@@ -59,8 +60,9 @@ class ActionModule(ActionBase):
             if host not in hostvars:
                 result.update(failed=True, msg="plan: hosts: %s is not an inventory host. Fix: list inventory hosts only." % host)
                 return result
-            hv = hostvars[host]
-            entry = dict((key, hv.get(var)) for var, key in HOST_VARIABLES if hv.get(var) is not None)
+            hv = hostvars[host]  # each read templates the variable: read each once
+            values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
+            entry = dict((key, value) for key, value in values if value is not None)
             if not entry.get("advertise_address"):
                 entry["advertise_address"] = _default_address(hv)
             settings[host] = entry
@@ -78,12 +80,13 @@ class ActionModule(ActionBase):
             result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
         else:
             result["plans"] = plans
+        # The names a TLS host's certificate must carry, for the tls step.
+        tls_hosts = dict((host, [plan["advertise_address"]] if plan["advertise_address"] else [])
+                         for host, plan in plans.items() if plan["tls_dir"])
         result.update(
             changed=False,
-            tls=any(plan["tls_dir"] for plan in plans.values()),
-            # The names a TLS host's certificate must carry, for the tls step.
-            tls_hosts=dict((host, [plan["advertise_address"]] if plan["advertise_address"] else [])
-                           for host, plan in plans.items() if plan["tls_dir"]),
+            tls=bool(tls_hosts),
+            tls_hosts=tls_hosts,
             summary={
                 "hosts": len(plans),
                 "services": len(services),
