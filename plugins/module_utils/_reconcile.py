@@ -50,16 +50,25 @@ def container_spec(planned):
     return spec
 
 
+def _spec_text(spec):
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _text_hash(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def spec_hash(spec):
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return _text_hash(_spec_text(spec))
 
 
 def labels_for(spec):
     """The labels that mark a container as ours and record its spec."""
+    text = _spec_text(spec)
     labels = {
         OWNER_LABEL: "true",
-        HASH_LABEL: spec_hash(spec),
-        SPEC_LABEL: json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        HASH_LABEL: _text_hash(text),
+        SPEC_LABEL: text,
         ROLE_LABEL: spec["role"] or "",
         SERVICE_LABEL: spec["service"] or "",
     }
@@ -150,7 +159,7 @@ def decide(planned, existing):
             continue
         labels = current.get("labels") or {}
         if labels.get(HASH_LABEL) != spec_hash(spec):
-            changes = spec_changes(stored_spec(labels), spec)
+            changes = spec_changes(before[name], spec)
             actions.append({"action": "recreate", "kind": "container", "name": name, "id": current["id"], "spec": spec,
                             "reason": "changed: %s" % ", ".join(sorted(changes)) if changes else "spec hash differs",
                             "changes": changes})
