@@ -16,7 +16,7 @@ import traceback
 
 try:
     import docker
-    from docker.errors import DockerException, NotFound
+    from docker.errors import NotFound
     from docker.utils import parse_repository_tag
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
@@ -24,10 +24,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
-    class DockerException(Exception):
-        pass
-
-    class NotFound(DockerException):
+    class NotFound(Exception):
         pass
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
@@ -52,18 +49,17 @@ class DockerHost(object):
         self.url = url
         try:
             self.api = docker.APIClient(base_url=url, timeout=timeout, version="auto")
-        except DockerException as exc:
-            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, _reason(exc)))
         except Exception as exc:  # socket and URL errors surface in many forms
-            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, exc))
+            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, _reason(exc)))
+
+    def _failed(self, what, exc):
+        return EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, _reason(exc)))
 
     def _call(self, what, func, *args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except DockerException as exc:
-            raise EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, _reason(exc)))
-        except Exception as exc:
-            raise EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, exc))
+        except Exception as exc:  # the SDK's errors, and the socket and HTTP errors under them
+            raise self._failed(what, exc)
 
     def containers(self):
         """Every container on the engine, as ``{id, name, labels, state, image}``."""
@@ -97,8 +93,8 @@ class DockerHost(object):
             return True
         except NotFound:
             return False
-        except DockerException as exc:
-            raise EngineError("inspecting image %s failed on the Docker engine at %s: %s" % (ref, self.url, _reason(exc)))
+        except Exception as exc:
+            raise self._failed("inspecting image %s" % ref, exc)
 
     def pull(self, ref):
         repository, tag = parse_repository_tag(ref)
@@ -172,8 +168,8 @@ class DockerHost(object):
             self.api.remove_container(container_id, force=True, v=False)
         except NotFound:
             return
-        except DockerException as exc:
-            raise EngineError("removing container %s failed on the Docker engine at %s: %s" % (name, self.url, _reason(exc)))
+        except Exception as exc:
+            raise self._failed("removing container %s" % name, exc)
 
     def run_probe(self, image, network, entrypoint, command, environment, timeout, labels):
         """Run a short-lived container on ``network`` until it exits; return ``(exit code, output)``.
@@ -186,10 +182,10 @@ class DockerHost(object):
                              host_config=host_config)
         container_id = created["Id"]
         try:
-            self._call("starting the probe container", self.api.start, container_id)
+            self.start(container_id, "probe")
             try:
                 status = self.api.wait(container_id, timeout=timeout)
-            except Exception as exc:  # the SDK raises a requests timeout, not a DockerException
+            except Exception as exc:  # the SDK raises a requests timeout, not a Docker error
                 raise EngineError("the probe container did not finish within %d seconds on the Docker engine at %s (%s)"
                                   % (timeout, self.url, exc))
             output = self._call("reading the probe's output", self.api.logs, container_id, stdout=True, stderr=True)
