@@ -26,6 +26,8 @@ creates, recreates or removes are coloured, and removed ones drawn as ghosts.
 
 from __future__ import annotations
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
+
 # Fill colours of containers by what the next run does to them.
 ACTION_COLOURS = {"create": "#b7e4c7", "recreate": "#ffd166", "remove": "#f4a3a3", "start": "#cfe2ff"}
 SERVICE_COLOUR = "#d0e6f7"
@@ -144,7 +146,7 @@ def render_dot(plans, actions=None, title=None):
             if provider == host:
                 edges.append((_node_id(host, "apps"), _node_id(host, _local_target(plan, service)), {"label": service}))
             else:
-                edges.append((_node_id(host, "apps"), _node_id(host, service + "_ambassador"), {"label": service}))
+                edges.append((_node_id(host, "apps"), _node_id(host, ambassador_name(service)), {"label": service}))
         for ct in plan["containers"]:
             if ct.get("side") == "consumer":
                 for endpoint in _target_ports(ct):
