@@ -671,9 +671,13 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
         provider = svc["host"]
         ports, protocol, dataplane = svc["ports"], svc["protocol"], svc["dataplane"]
         ambassador_image = image
+        # A provider-side ambassador serves remote consumers, or gives a differently named service
+        # container the service's name for local ones; every other host gets a consumer-side one.
+        local_alias = provider == host and svc["container"] != name and name in consumed
+        has_ambassador = provider != host or bool(svc["remote_consumers"]) or local_alias
         if dataplane == "kernel":
             ambassador_image = kernel_image
-            if kernel_image is None and (provider != host or svc["remote_consumers"] or svc["container"] != name):
+            if kernel_image is None and has_ambassador:
                 c.add("%s: ambassador_kernel_image" % host, "is not set, yet service %r uses the kernel data plane "
                       "on this host" % name, "set it to an image with /bin/sh, iptables-restore and getent "
                       "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
@@ -694,8 +698,7 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
                 }
                 service.update(SERVICE_DEFAULTS)
                 containers.append(service)
-            local_alias = svc["container"] != name and name in consumed
-            if svc["remote_consumers"] or local_alias:
+            if has_ambassador:
                 bind = addresses[host][1] if svc["remote_consumers"] else None
                 tls = "server" if svc["tls"] and svc["remote_consumers"] else None
                 process = ambassador_process(dataplane, protocol, [(p, p) for p in ports], svc["container"],

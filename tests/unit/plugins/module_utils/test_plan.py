@@ -407,3 +407,7 @@ def test_invalid_data_planes_name_the_variable_and_the_fix(services, settings, d
 def test_a_host_without_kernel_ambassadors_needs_no_kernel_image():
     plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel"}}, hosts())
     assert by_name(plans["host2"]) == {}  # no consumers: no ambassador, no kernel image needed
+    # Nor when the service runs in a container of its own name: no consumer needs its alias.
+    plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel", "container": "my-redis"}},
+                          hosts())
+    assert by_name(plans["host2"]) == {}
