@@ -163,9 +163,11 @@ class Lab(object):
             self._clients[host] = docker.DockerClient(base_url=self.hosts[host]["ambassador_docker_host"], timeout=60)
         return self._clients[host]
 
+    def playbook(self, topology, playbook, *args):
+        return ansible_playbook(["-i", LAB_INVENTORY, "-i", topology.path, playbook] + list(args), self.tmpdir)
+
     def site(self, topology, *args):
-        return ansible_playbook(["-i", LAB_INVENTORY, "-i", topology.path, "playbooks/site.yml"] + list(args),
-                                self.tmpdir)
+        return self.playbook(topology, "playbooks/site.yml", *args)
 
     def snapshot(self):
         """Host -> {container name: (id, status)}, plus networks and volumes, to prove what changed."""

@@ -95,3 +95,15 @@ def test_with_tls_a_peer_without_a_certificate_of_the_ca_is_refused(lab, tls_top
     assert connect("", "") != "+PONG"
     assert connect(str(other / "cert.pem"), str(other / "key.pem")) != "+PONG"
     assert connect(os.path.join(own, "cert.pem"), os.path.join(own, "key.pem")) == "+PONG"
+
+
+def test_the_picture_after_a_tls_run_shows_no_change(lab, tls_topology, tmp_path):
+    """graph.yml asks the engines in check mode with the same TLS fingerprints as site.yml: once
+    converged, nothing is drawn as created or recreated."""
+    converge(lab, tls_topology)
+    out = tmp_path / "picture"
+    graph = lab.playbook(tls_topology, "playbooks/graph.yml", "-e", "ambassador_graph_dir=%s" % out)
+    assert graph.rc == 0, graph.output[-6000:]
+    dot = (out / "topology.dot").read_text()
+    assert "redis_ambassador" in dot
+    assert "[recreate]" not in dot and "[create]" not in dot, dot
