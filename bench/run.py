@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
 import controller  # noqa: E402
-from conftest import ansible_playbook  # noqa: E402  (the integration tests' playbook runner)
+from conftest import ansible_playbook, exec_ok  # noqa: E402  (the integration tests' runner and retry)
 
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],
@@ -41,7 +41,6 @@ BENCH_LAB = {
     "lab_run_dir": "/run/xhbench",
     "lab_inventory": "/var/lib/crosshost-bench/inventory.yml",
 }
-OWNER_LABEL = "crosshost.ambassador.managed"
 BENCH_LABEL = "crosshost-bench"
 SECTIONS = ("planning", "controller", "apply", "datapath", "disruption")
 # How the topology role applies a change: make-before-break across hosts (default), or one step.
@@ -95,7 +94,6 @@ class BenchLab(object):
         self.playbook = playbook
         self.topology_dir = os.path.join(workdir, "topology")
         os.makedirs(os.path.join(self.topology_dir, "group_vars"), exist_ok=True)
-        self.inventory = None
         self._clients = {}
 
     def up(self):
@@ -340,21 +338,11 @@ def redis_benchmark(client, host, port, pipeline, requests):
     return rows
 
 
-def wait_ready(client, target):
-    host, port = target
-    for _attempt in range(50):
-        code, out = client.exec_run(["redis-cli", "-h", host, "-p", str(port), "PING"])
-        if code == 0 and out.strip() == b"PONG":
-            return
-        time.sleep(0.2)
-    raise RuntimeError("redis at %s:%d does not answer from the client" % target)
-
-
 def bench_datapath(cfg, results, lab):
     log("data path: redis-benchmark bench1 -> bench2, direct vs ambassadors")
     client, targets = setup_datapath(lab)
     for target in targets.values():
-        wait_ready(client, target)
+        exec_ok(client, ["redis-cli", "-h", target[0], "-p", str(target[1]), "PING"], attempts=20, expect="PONG")
     samples = dict((path, dict((p, []) for p in cfg["bench_requests"])) for path in targets)
     for _round in range(cfg["datapath_rounds"]):
         for pipeline, requests in sorted(cfg["bench_requests"].items(), reverse=True):
