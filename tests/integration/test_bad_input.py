@@ -5,7 +5,7 @@ import os
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, Topology, converge
 
 with open(os.path.join(ROOT, "tests", "data", "malformed_topologies.yml")) as handle:
     MALFORMED = yaml.safe_load(handle)
@@ -14,10 +14,7 @@ with open(os.path.join(ROOT, "tests", "data", "malformed_topologies.yml")) as ha
 @pytest.fixture(scope="module")
 def baseline(lab, tmp_path_factory):
     """The default topology converged once; every case must leave the lab exactly like this."""
-    from conftest import Topology
-    topology = Topology(tmp_path_factory.mktemp("baseline") / "topology")
-    run = lab.site(topology)
-    assert run.rc == 0, run.output[-4000:]
+    converge(lab, Topology(tmp_path_factory.mktemp("baseline") / "topology"))
     return lab.snapshot()
 
 

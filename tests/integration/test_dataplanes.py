@@ -2,16 +2,14 @@
 
 import pytest
 
-from conftest import exec_ok
+from conftest import converge, exec_ok
 
 
 @pytest.mark.parametrize("dataplane", ["socat", "kernel"])
 def test_each_data_plane_carries_traffic_between_hosts(lab, topology, dataplane):
     for service in topology.services.values():
         service["dataplane"] = dataplane
-    topology.save()
-    run = lab.site(topology)
-    assert run.rc == 0, run.output[-6000:]
+    converge(lab, topology.save())
 
     consumer = lab.start_consumer("host1", "dataplane-probe")
     try:
