@@ -54,7 +54,7 @@ AMBASSADOR_HARDENING = {
 # The kernel data plane programs iptables in the ambassador's own network
 # namespace: it runs as root with NET_ADMIN (that namespace's only), and
 # iptables needs a writable /run for its lock; the rest of the hardening holds.
-KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False, cap_drop=["ALL"])
+KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False)
 
 # Mutual TLS between ambassadors (socat data plane): each host's CA certificate,
 # certificate and key are installed in its TLS directory, mounted read-only at
@@ -230,12 +230,13 @@ def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
         c.add(path, "needs exactly one of port or ports (has %s)" % ("both" if "port" in spec else "neither"),
               "set port: <int> for one port, or ports: [<int>, ...] for several")
         ports = None
-    elif "port" in spec:
-        ports = _port_list(c, path + ".port", spec["port"], "ports") if not isinstance(spec["port"], list) else None
-        if isinstance(spec["port"], list):
-            c.add(path + ".port", "is a list", "use ports: for a list, port: for a single integer")
-    else:
+    elif "ports" in spec:
         ports = _port_list(c, path + ".ports", spec["ports"], "ports")
+    elif isinstance(spec["port"], list):
+        c.add(path + ".port", "is a list", "use ports: for a list, port: for a single integer")
+        ports = None
+    else:
+        ports = _port_list(c, path + ".port", spec["port"], "ports")
 
     published = None
     if "published" in spec:
@@ -293,11 +294,11 @@ def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
         c.add(path + ".dataplane", "%r is not a data plane" % (dataplane,),
               "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES))
 
-    tls = spec.get("tls")
-    if tls is not None and _bool(tls) is None:
-        c.add(path + ".tls", "%r is not true or false" % (tls,), "write tls: true or tls: false")
-    tls = _bool(tls)
-    if tls and spec.get("protocol", "tcp") == "udp":
+    given_tls = spec.get("tls")
+    tls = _bool(given_tls)
+    if given_tls is not None and tls is None:
+        c.add(path + ".tls", "%r is not true or false" % (given_tls,), "write tls: true or tls: false")
+    if tls and protocol == "udp":
         c.add(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp")
 
     consumer_hosts = set()
@@ -362,14 +363,16 @@ def _source_address(c, host, hv):
     source = hv.get("source_address")
     if source is None or source == "":
         advertise = hv.get("advertise_address")
-        if _ip(advertise) is not None and not _ip(advertise).is_unspecified:
+        ip = _ip(advertise)
+        if ip is not None and not ip.is_unspecified:
             return advertise
         c.add("%s: ambassador_source_address" % host, "is not set and the advertise address %r is not an IP, yet "
               "%s consumes services of other hosts, whose ambassadors accept only their consumers' addresses"
               % (advertise, host), "set ambassador_source_address (or ambassador_advertise_address) for %s to the "
               "IP its connections to other hosts come from" % host)
         return None
-    if _ip(source) is None or _ip(source).is_unspecified:
+    ip = _ip(source)
+    if ip is None or ip.is_unspecified:
         c.add("%s: ambassador_source_address" % host, "%r is not an IP address" % (source,),
               "use the IP that %s's connections to other hosts come from" % host)
         return None
@@ -387,9 +390,8 @@ def _check_address(c, host, hv):
     if not isinstance(addr, str):
         c.add(path, "%r is not an address" % (addr,), "use an IP address or a DNS name")
         return None
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
+    ip = _ip(addr)
+    if ip is None:
         if not _HOSTNAME.match(addr):
             c.add(path, "%r is neither an IP address nor a DNS name" % addr, "use an IP address or a DNS name")
             return None
@@ -452,7 +454,7 @@ def parse_placement(value):
             pairs.append((service, host))
     else:
         return {}, [Problem(path, "must be a mapping {service: host} or text service=host, got %s"
-                            % type(value).__name__, "write e.g. {redis: host3} or redis=host3")]
+                            % _kind(value), "write e.g. {redis: host3} or redis=host3")]
     overrides, problems = {}, []
     for service, host in pairs:
         if not isinstance(service, str) or not isinstance(host, str) or not host:
@@ -520,9 +522,10 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
         raise TopologyError(c.problems)
     services = _apply_placement(c, services, placement, known)
 
-    if _bool(tls) is None:
-        c.add("ambassador_tls", "%r is not true or false" % (tls,), "set ambassador_tls: true or false")
-    tls = bool(_bool(tls))
+    given_tls, tls = tls, _bool(tls)
+    if tls is None:
+        c.add("ambassador_tls", "%r is not true or false" % (given_tls,), "set ambassador_tls: true or false")
+    tls = bool(tls)
     if dataplane is None:
         dataplane = DEFAULT_DATAPLANE
     elif dataplane not in DATAPLANES:
