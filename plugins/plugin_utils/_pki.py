@@ -62,15 +62,20 @@ def _key_pem(key):
                              serialization.NoEncryption())
 
 
+def _read_pair(cert_path, key_path):
+    """A PEM certificate and its unencrypted key (OSError or ValueError when unreadable)."""
+    with open(cert_path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    with open(key_path, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), password=None)
+    return cert, key
+
+
 def _load(cert_path, key_path):
     try:
-        with open(cert_path, "rb") as handle:
-            cert = x509.load_pem_x509_certificate(handle.read())
-        with open(key_path, "rb") as handle:
-            key = serialization.load_pem_private_key(handle.read(), password=None)
+        return _read_pair(cert_path, key_path)
     except (OSError, ValueError) as exc:
         raise PKIError("cannot read the CA %s / %s: %s" % (cert_path, key_path, exc))
-    return cert, key
 
 
 def _not_after(cert):
@@ -140,12 +145,9 @@ def fingerprint(files):
 def _current(files, ca_cert, wanted_names):
     """True when the host's files exist, match the CA and the names, and are not about to expire."""
     try:
-        with open(files["cert.pem"], "rb") as handle:
-            cert = x509.load_pem_x509_certificate(handle.read())
+        cert, key = _read_pair(files["cert.pem"], files["key.pem"])
         with open(files["ca.pem"], "rb") as handle:
             ca_pem = handle.read()
-        with open(files["key.pem"], "rb") as handle:
-            key = serialization.load_pem_private_key(handle.read(), password=None)
     except (OSError, ValueError):
         return False
     if ca_pem != ca_cert.public_bytes(serialization.Encoding.PEM):
