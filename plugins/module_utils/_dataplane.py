@@ -58,6 +58,8 @@ KERNEL_RETRY_EVERY = 0.2
 
 # Mutual TLS (socat only): each host's CA certificate, certificate and key, mounted here.
 TLS_MOUNT = "/tls"
+# socat's options for those files: present our certificate, demand one from the same CA.
+TLS_OPTIONS = "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
 
 
 def _bracket(host):
@@ -69,10 +71,6 @@ def _socat_escape(text):
     for char in "\\:,;!()[]{}'\"":
         text = text.replace(char, "\\" + char)
     return text
-
-
-def _tls_options():
-    return "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS_MOUNT, TLS_MOUNT, TLS_MOUNT)
 
 
 def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
@@ -97,11 +95,11 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
     else:
         if tls == "server":
             listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay,%s" % (listen_port, SOCAT_BACKLOG,
-                                                                                 _tls_options())
+                                                                                 TLS_OPTIONS)
         else:
             listen = "TCP-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay" % (listen_port, SOCAT_BACKLOG)
         if tls and tls != "server":
-            connect = "OPENSSL:%s:%d,nodelay,%s,commonname=%s" % (target, target_port, _tls_options(), tls)
+            connect = "OPENSSL:%s:%d,nodelay,%s,commonname=%s" % (target, target_port, TLS_OPTIONS, tls)
         else:
             connect = "TCP:%s:%d,nodelay" % (target, target_port)
     allow = sorted(set(allow))
@@ -124,10 +122,11 @@ def _socat(protocol, ports, target, allow, tls):
     every socat."""
     forwards = [socat_forward(protocol, listen, target, port, allow, tls) for listen, port in ports]
     if len(forwards) == 1:
-        return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False}
+        return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False,
+                "cap_add": [], "sysctls": {}}
     script = " & ".join("socat -b %d %s %s" % (SOCAT_BUFFER, shlex.quote(listen), shlex.quote(connect))
                         for listen, connect in forwards) + " & wait"
-    return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True}
+    return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True, "cap_add": [], "sysctls": {}}
 
 
 def kernel_rules(protocol, ports, allow=()):
@@ -203,6 +202,4 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls=None):
         return _kernel(protocol, ports, target, allow)
     if dataplane != "socat":
         raise ValueError("unknown data plane %r" % (dataplane,))
-    process = _socat(protocol, ports, target, allow, tls)
-    process.update(cap_add=[], sysctls={})
-    return process
+    return _socat(protocol, ports, target, allow, tls)
