@@ -148,6 +148,24 @@ class Topology(object):
             yaml.safe_dump(current, handle, default_flow_style=False)
 
 
+def wait_for(predicate, what, timeout=30):
+    """Poll predicate until it is true (bounded); fail naming what was awaited."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class Lab(object):
     def __init__(self, inventory_path, tmpdir):
         with open(inventory_path) as handle:
@@ -197,15 +215,8 @@ class Lab(object):
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
         os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                self._clients.pop(host, None)
-                return
-            time.sleep(0.2)
-        raise AssertionError("dockerd of %s (pid %d) did not stop within %ds" % (host, pid, timeout))
+        wait_for(lambda: not _alive(pid), "dockerd of %s (pid %d) to stop" % (host, pid), timeout)
+        self._clients.pop(host, None)
 
     def in_namespace(self, host, argv):
         """Start a process inside a lab host's network namespace (the caller stops it)."""

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import converge, exec_ok
+from conftest import converge, exec_ok, wait_for
 
 # The lab names the bridge side of host3's veth pair like this (roles/lab/README.md).
 HOST3_VETH = "xhv-host3"
@@ -14,15 +14,6 @@ HOST3_VETH = "xhv-host3"
 def move_redis(topology, host):
     topology.services["redis"]["host"] = host
     topology.save()
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def test_a_stopped_engine_fails_only_its_host_and_a_rerun_converges(lab, topology, consumer):
