@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
+import time
+import uuid
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
 
 # Inventory variable -> key of the planner's per-host settings.
@@ -25,6 +31,40 @@ HOST_VARIABLES = (
 )
 
 
+# Variables a job runner (AWX, Automation Platform) sets that say which job this run is.
+JOB_VARIABLES = ("awx_job_id", "tower_job_id", "awx_job_template_name", "tower_job_template_name",
+                 "awx_workflow_job_id", "tower_workflow_job_id", "awx_workflow_job_name", "tower_workflow_job_name",
+                 "awx_job_slice_number", "tower_job_slice_number", "awx_job_slice_count", "tower_job_slice_count")
+
+
+def _run_identity(task_vars):
+    """This run, for the locks it takes: a unique id and a sentence saying who runs what."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name for this uid (containers)
+        user = "uid %d" % os.getuid()
+    holder = "%s@%s pid %d, started %s" % (user, socket.gethostname(), os.getppid(),
+                                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    job = task_vars.get("awx_job_id") or task_vars.get("tower_job_id")
+    if job:
+        holder += ", AWX job %s" % job
+        template = task_vars.get("awx_job_template_name") or task_vars.get("tower_job_template_name")
+        if template:
+            holder += " (%s)" % template
+    return {"id": uuid.uuid4().hex, "holder": holder}
+
+
+def _strategy(task):
+    """The strategy of the play a task belongs to."""
+    parent = task
+    while parent is not None:
+        play = getattr(parent, "_play", None)
+        if play is not None:
+            return play.strategy
+        parent = getattr(parent, "_parent", None)
+    return None
+
+
 def _default_address(hostvars):
     """ansible_host, else the gathered default IPv4 address, else None."""
     ansible_host = hostvars.get("ansible_host")
@@ -36,7 +76,7 @@ def _default_address(hostvars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement", "dataplane", "as_json"))
+    _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement", "dataplane", "as_json", "apply"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -67,12 +107,22 @@ class ActionModule(ActionBase):
                 entry["advertise_address"] = _default_address(hv)
             settings[host] = entry
 
+        summary = {}
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
-                                  placement=placement, dataplane=dataplane)
+                                  placement=placement, dataplane=dataplane, summary=summary)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result
+        if args.get("apply"):
+            # The plan is for applying it to the play's hosts as a whole: refuse plays that cannot.
+            problems = run_shape_problems(task_vars.get("ansible_play_batch"), task_vars.get("ansible_play_hosts"),
+                                          _strategy(self._task),
+                                          dict((k, task_vars[k]) for k in JOB_VARIABLES if k in task_vars))
+            if problems:
+                result.update(failed=True, problems=problems,
+                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
+                return result
 
         if args.get("as_json"):
             # One string per host: Ansible handles a result of thousands of nested dicts slowly
@@ -85,6 +135,8 @@ class ActionModule(ActionBase):
                          for host, plan in plans.items() if plan["tls_dir"])
         result.update(
             changed=False,
+            run=_run_identity(task_vars),
+            topology=summary,
             tls=bool(tls_hosts),
             tls_hosts=tls_hosts,
             summary={

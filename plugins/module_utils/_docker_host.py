@@ -150,6 +150,51 @@ class DockerHost(object):
             raise EngineError(text)
         return container_id
 
+    def inspect(self, name):
+        """The engine's view of one container (by name or id), or None when there is none."""
+        try:
+            return self.api.inspect_container(name)
+        except NotFound:
+            return None
+        except Exception as exc:
+            raise self._failed("inspecting container %s" % name, exc)
+
+    def stop(self, container_id, name, timeout):
+        self._call("stopping container %s" % name, self.api.stop, container_id, timeout=timeout)
+
+    def signal(self, container_id, name, signal):
+        self._call("signalling container %s" % name, self.api.kill, container_id, signal=signal)
+
+    def exec_status(self, container_id, name, argv):
+        """Run ``argv`` in a running container; return its exit code."""
+        created = self._call("running a check in container %s" % name, self.api.exec_create, container_id, argv,
+                             stdout=False, stderr=False)
+        self._call("running a check in container %s" % name, self.api.exec_start, created["Id"])
+        return self._call("reading a check's result in container %s" % name, self.api.exec_inspect,
+                          created["Id"]).get("ExitCode")
+
+    def create_lock(self, name, image, command, labels):
+        """Create and start the lock container ``name``: a small process that ends by itself
+        (and the engine then removes the container) unless it is renewed. Return its id, or None
+        when a container of that name exists already (the engine decides atomically)."""
+        host_config = self.api.create_host_config(
+            auto_remove=True, network_mode="none", read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], mem_limit=16 * 1024 * 1024, pids_limit=8)
+        try:
+            created = self.api.create_container(image=image, name=name, entrypoint=["/bin/sh", "-c"],
+                                                command=[command], user="65534:65534", labels=labels,
+                                                host_config=host_config, network_disabled=True)
+        except Exception as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) == 409:
+                return None
+            raise self._failed("creating the lock container %s" % name, exc)
+        try:
+            self.start(created["Id"], name)
+        except EngineError:
+            self.remove(created["Id"], name)
+            raise
+        return created["Id"]
+
     def rename(self, container_id, name, new_name):
         self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)
 

@@ -66,9 +66,13 @@ SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_
 
 SERVICE_KEYS = frozenset(
     ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
-     "tls", "dataplane")
+     "tls", "dataplane", "move")
 )
 PROTOCOLS = ("tcp", "udp")
+# How a service moves between hosts: its new place comes up before the old one goes
+# (make_before_break), or the old one stops first so that two never run at once (stop_first;
+# the default for a service with volumes: never two writers).
+MOVES = ("make_before_break", "stop_first")
 
 # A service name is a container name, a DNS alias and (upper-cased) the prefix
 # of environment variables, so it must be valid as all three.
@@ -255,7 +259,7 @@ def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
     image = spec.get("image")
     if image is not None and (not isinstance(image, str) or not image.strip()):
         c.add(path + ".image", "%r is not an image reference" % (image,), "use e.g. redis:7.2, or remove image")
-    for key in ("command", "env", "volumes"):
+    for key in ("command", "env", "volumes", "move"):
         if key in spec and image is None:
             c.add("%s.%s" % (path, key), "is only used when the collection runs the service (image is set)",
                   "set image, or remove %s" % key)
@@ -279,6 +283,12 @@ def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
         if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
             c.add("%s.volumes[%d]" % (path, i), "%r is not source:/path[:mode]" % vol,
                   "write e.g. redis-data:/data or /srv/redis:/data:ro")
+
+    move = spec.get("move", "stop_first" if volumes else "make_before_break")
+    if move not in MOVES:
+        c.add(path + ".move", "%r is not a way to move" % (move,),
+              "use make_before_break (the new place first) or stop_first (the old one stops first: for "
+              "services that keep data)")
 
     container = spec.get("container", name)
     if "container" in spec:
@@ -330,6 +340,7 @@ def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
         "consumer_hosts": consumer_hosts,
         "tls": tls,
         "dataplane": dataplane,
+        "move": move,
     }
 
 
@@ -444,7 +455,7 @@ def parse_placement(value):
         pairs = list(value.items())
     elif isinstance(value, str):
         pairs = []
-        for item in re.split(r"[\s,]+", value.strip()):
+        for item in re.split(r"[\s,]+", re.sub(r"\s*=\s*", "=", value.strip())):
             if not item:
                 continue
             service, sep, host = item.partition("=")
@@ -486,7 +497,8 @@ def _apply_placement(c, services, placement, known_hosts):
     return moved
 
 
-def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None):
+def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None,
+                  summary=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
@@ -504,6 +516,9 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
         (see :func:`parse_placement`). The move is validated like the rest.
     :param dataplane: ``ambassador_dataplane``, the data plane of services that name none
         (default ``socat``).
+    :param summary: a dict to fill with what concerns the topology as a whole, for the steps
+        that coordinate hosts: ``stop_first`` (the services the collection runs that move
+        stop-first) and ``service_hosts`` (service -> its provider and consumer hosts).
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -627,6 +642,10 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
                 gc.enable()
     if c.problems:
         raise TopologyError(c.problems)
+    if summary is not None:
+        summary["stop_first"] = sorted(n for n, svc in normalised.items() if svc["move"] == "stop_first" and svc["image"])
+        summary["service_hosts"] = dict((n, sorted(consumers_of[n] | set([svc["host"]])))
+                                        for n, svc in sorted(normalised.items()))
     return plans
 
 
@@ -747,4 +766,6 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
         "provides": sorted(provided),
         "environment": dict(sorted(environment.items())),
         "tls_dir": tls_dir if uses_tls else None,
+        # The socat image (ambassador_image): also what the run's lock on this engine runs.
+        "image": image,
     }

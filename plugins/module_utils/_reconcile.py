@@ -113,19 +113,22 @@ def port_conflicts(specs, foreign):
     return sorted(set(found))
 
 
-def decide(planned, existing):
+def decide(planned, existing, stop_first=()):
     """Compare planned containers with what exists on the engine.
 
     :param planned: the plan's containers (dicts with at least the SPEC_KEYS).
     :param existing: one dict per container on the engine, with ``id``, ``name``,
         ``labels``, ``state`` and ``ports`` (the engine's summary of published ports).
+    :param stop_first: services moved stop-first: a running service container of one of them
+        that this host no longer runs is stopped (phase ``stop``) before it is removed, so that
+        the new host never starts it while the old one still writes.
     :returns: a dict with
 
         * ``conflicts``: sentences naming each planned name taken by a container
           this collection does not own, and each published port the plan needs
           that such a container publishes (nothing may be done on the host then);
         * ``actions``: ordered steps ``{"action", "kind", "name", "reason", ...}``,
-          with ``action`` one of remove, recreate, create, start;
+          with ``action`` one of stop, remove, recreate, create, start, and ``service``;
         * ``unchanged``: names of planned containers already as planned;
         * ``before`` / ``after``: name -> spec of owned containers now and after
           the actions, for a diff.
@@ -145,38 +148,49 @@ def decide(planned, existing):
         return result
 
     actions = result["actions"]
+    stop_first = set(stop_first)
     for name in sorted(owned):
         if name not in wanted:
+            labels = owned[name].get("labels") or {}
+            role, service = labels.get(ROLE_LABEL), labels.get(SERVICE_LABEL)
+            if role == "service" and service in stop_first and owned[name].get("state") not in STARTABLE_STATES:
+                actions.append({"action": "stop", "kind": "container", "name": name, "id": owned[name]["id"],
+                                "role": role, "service": service,
+                                "reason": "moves stop-first: stopped before its new host starts it"})
             actions.append({"action": "remove", "kind": "container", "name": name, "id": owned[name]["id"],
-                            "role": (owned[name].get("labels") or {}).get(ROLE_LABEL),
+                            "role": role, "service": service,
                             "reason": "no longer in the plan for this host"})
     # Service containers first, so that ambassadors forward to something.
     for spec in sorted(specs, key=lambda s: (s["role"] != "service", s["name"])):
         name = spec["name"]
         current = owned.get(name)
         if current is None:
-            actions.append({"action": "create", "kind": "container", "name": name, "spec": spec, "reason": "planned, not present"})
+            actions.append({"action": "create", "kind": "container", "name": name, "service": spec["service"],
+                            "spec": spec, "reason": "planned, not present"})
             continue
         labels = current.get("labels") or {}
         if labels.get(HASH_LABEL) != spec_hash(spec):
             changes = spec_changes(before[name], spec)
-            actions.append({"action": "recreate", "kind": "container", "name": name, "id": current["id"], "spec": spec,
+            actions.append({"action": "recreate", "kind": "container", "name": name, "id": current["id"],
+                            "service": spec["service"], "spec": spec,
                             "reason": "changed: %s" % ", ".join(sorted(changes)) if changes else "spec hash differs",
                             "changes": changes})
         elif current.get("state") in STARTABLE_STATES:
             actions.append({"action": "start", "kind": "container", "name": name, "id": current["id"],
-                            "reason": "up to date but %s" % current.get("state")})
+                            "service": spec["service"], "reason": "up to date but %s" % current.get("state")})
         else:
             result["unchanged"].append(name)
     return result
 
 
-# Phases of a change, run one after the other on every host (make before break): what is new
-# comes up everywhere first (a moved service and its provider-side ambassador on the new host),
-# then consumers switch over (their ambassadors recreated to point at the new host), and only then
-# does the old host let go (its service removed, its provider-side ambassador turned into a
-# consumer-side one or removed).
-PHASES = ("make", "switch", "break")
+# Phases of a change, run one after the other on every host (make before break): services that
+# move stop-first are stopped on their old host, then what is new comes up everywhere (a moved
+# service and its provider-side ambassador on the new host), then consumers switch over (their
+# ambassadors recreated to point at the new host), and only then does the old host let go (its
+# service removed, its provider-side ambassador turned into a consumer-side one or removed).
+# The topology role runs a phase only once every phase before it succeeded where it matters:
+# see roles/topology and the README's "Moves".
+PHASES = ("stop", "make", "switch", "break")
 
 
 def _published_keys(spec):
@@ -213,7 +227,9 @@ def split_phases(actions, before):
             needed |= _published_keys(action["spec"])
     phases = dict((phase, []) for phase in PHASES)
     for action in actions:
-        if action["action"] == "remove":
+        if action["action"] == "stop":
+            phases["stop"].append(action)
+        elif action["action"] == "remove":
             frees = _published_keys(before.get(action["name"]))
             phases["make" if frees & needed else "break"].append(action)
         elif action["action"] == "recreate":
@@ -236,3 +252,41 @@ def summarise(actions):
     for action in actions:
         counts[action["action"]] = counts.get(action["action"], 0) + 1
     return counts
+
+
+def held_back(actions, hold):
+    """``(actions to take, actions held)``: the actions of the services in ``hold`` wait (their
+    new place failed to come up, so nothing may switch to it or let go of the old place)."""
+    hold = set(hold or ())
+    return ([a for a in actions if a.get("service") not in hold],
+            [a for a in actions if a.get("service") in hold])
+
+
+def resume_actions(existing, services):
+    """Start again the service containers of ``services`` that a stop-first move stopped on this
+    host, when the move is called off (the new host failed): the old place keeps serving."""
+    actions = []
+    for c in sorted(existing, key=lambda c: c["name"]):
+        labels = c.get("labels") or {}
+        if (labels.get(OWNER_LABEL) == "true" and labels.get(ROLE_LABEL) == "service"
+                and labels.get(SERVICE_LABEL) in set(services or ()) and c.get("state") in STARTABLE_STATES):
+            actions.append({"action": "start", "kind": "container", "name": c["name"], "id": c["id"],
+                            "service": labels.get(SERVICE_LABEL), "role": "service",
+                            "reason": "its move was called off: the old place serves again"})
+    return actions
+
+
+def named_volumes(spec):
+    """The named volumes (not host paths) a container spec mounts: what stays behind on a host
+    when the container is removed."""
+    found = []
+    for volume in (spec or {}).get("volumes") or []:
+        source = volume.split(":", 1)[0]
+        if source and not source.startswith("/") and not source.startswith("."):
+            found.append(source)
+    return found
+
+
+def services_of(actions):
+    """The services that ``actions`` touch, sorted."""
+    return sorted(set(a["service"] for a in actions if a.get("service")))

@@ -205,6 +205,9 @@ options:
       advertise_address:
         description: The host's advertise address (informational).
         type: str
+      image:
+        description: The host's socat ambassador image (informational here; the lock runs it).
+        type: str
   tls_fingerprint:
     description:
       - Identifies the TLS files in the plan's C(tls_dir) (as returned by M(crosshost.ambassador.tls)).
@@ -235,10 +238,49 @@ options:
       - Whatever the phases, a changed ambassador whose old and new selves publish no port in common (a
         consumer-side one, or one that changes sides) is replaced side by side; the new one starts, then
         the old one is removed.
+      - V(stop) stops, on the host a service leaves, the service containers of services that move
+        stop-first (O(stop_first)); they are removed in V(break). An empty list takes no action: it
+        reports what each phase has to do (RV(pending), RV(pending_services)) and changes nothing.
     type: list
     elements: str
-    choices: [make, switch, break]
-    default: [make, switch, break]
+    choices: [stop, make, switch, break]
+    default: [stop, make, switch, break]
+  stop_first:
+    description:
+      - Services that move stop-first (C(move) of M(crosshost.ambassador.plan); the default for a service
+        with volumes). Their service container is stopped on the old host in phase V(stop), before the
+        new host starts it in V(make).
+    type: list
+    elements: str
+    default: []
+  hold:
+    description:
+      - Services whose move is called off, because the host that was to take them failed. Their
+        actions are not taken (they are returned in RV(held)): no consumer switches to a place that
+        is not up, and the old place is not let go.
+    type: list
+    elements: str
+    default: []
+  resume:
+    description:
+      - Services whose stop-first move is called off. Their service containers that V(stop) stopped on
+        this host are started again, and nothing else is done.
+    type: list
+    elements: str
+    default: []
+  lock:
+    description:
+      - The run's lock, as taken by M(crosshost.ambassador.lock) on this engine (C(id), C(lease)).
+        Before any change the module checks that the run still holds it and renews its lease, and it
+        keeps renewing it while it works; without the lock nothing is changed.
+    type: dict
+  ready_timeout:
+    description:
+      - Seconds that a service container and a provider-side ambassador created or started in
+        V(make) get to be running (and, on the socat plane, the service to accept a TCP connection
+        through the ambassador's network). Otherwise the step fails, and what it made is undone.
+    type: int
+    default: 30
 seealso:
   - module: crosshost.ambassador.plan
 """
@@ -293,6 +335,24 @@ pending:
   returned: always
   type: dict
   sample: {switch: 1, break: 0}
+pending_services:
+  description: For each phase not taken, the services its actions are for.
+  returned: always
+  type: dict
+  sample: {switch: [redis], break: []}
+held:
+  description: The actions not taken because their service is in O(hold).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: recreate, kind: container, name: redis_ambassador, service: redis}]
+volumes_left:
+  description:
+    - Named volumes that stay on this host because the service container that used them is removed
+      (a service moved away or dropped). The data is not carried to the new host.
+  returned: always
+  type: dict
+  sample: {redis: [redis-data]}
 network:
   description: The shared network, and whether it had to be created.
   returned: always
@@ -300,16 +360,40 @@ network:
   sample: {name: ambassador, created: false}
 """
 
+import threading
+import time
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    PHASES, decide, replace_side_by_side, split_phases, summarise)
+    PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
 
 
 def _public(action):
     """An action as returned to the user: no spec, no ids."""
     return dict((k, v) for k, v in action.items() if k not in ("spec", "id"))
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the run's lock on the engine while the module works (a pull can outlast a lease)."""
+
+    def __init__(self, url, timeout, run_id, every):
+        super(LeaseKeeper, self).__init__()
+        self.daemon = True
+        self.engine = DockerHost(url, timeout=timeout)
+        self.run_id, self.every = run_id, every
+        self.lost = None
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.every):
+            try:
+                renew(self.engine, self.run_id)
+            except (LockError, EngineError) as exc:
+                self.lost = str(exc)
+                return
 
 
 class Reconciler(object):
@@ -318,22 +402,24 @@ class Reconciler(object):
         self.plan = module.params["plan"]
         self.where = "host %s (Docker engine at %s)" % (self.plan["host"], self.plan["docker_host"])
         self.done = []
+        self.undo = []
         self.before = {}
+        self.keeper = None
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg="%s: %s" % (self.where, msg), actions=[_public(a) for a in self.done], **kwargs)
 
     def run(self):
-        plan, check_mode = self.plan, self.module.check_mode
+        plan, params, check_mode = self.plan, self.module.params, self.module.check_mode
         try:
-            engine = DockerHost(plan["docker_host"], timeout=self.module.params["timeout"])
+            engine = DockerHost(plan["docker_host"], timeout=params["timeout"])
             existing = engine.containers()
         except EngineError as exc:
             self.fail(str(exc))
 
         for container in plan["containers"]:
-            container["tls_fingerprint"] = self.module.params["tls_fingerprint"] if container["tls"] else None
-        decision = decide(plan["containers"], existing)
+            container["tls_fingerprint"] = params["tls_fingerprint"] if container["tls"] else None
+        decision = decide(plan["containers"], existing, stop_first=params["stop_first"])
         self.before = decision["before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
@@ -344,10 +430,14 @@ class Reconciler(object):
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
-        wanted = self.module.params["phases"]
+        wanted = params["phases"]
         phases = split_phases(decision["actions"], decision["before"])
-        taken = set(id(a) for p in wanted for a in phases[p])
-        selected = [a for a in decision["actions"] if id(a) in taken]
+        if params["resume"]:
+            wanted = []
+            selected = resume_actions(existing, params["resume"])
+        else:
+            selected = [a for p in PHASES if p in wanted for a in phases[p]]
+        selected, held = held_back(selected, params["hold"])
         steps = []
         network_created = False
         try:
@@ -361,14 +451,35 @@ class Reconciler(object):
                     steps.append({"action": "pull", "kind": "image", "name": image,
                                   "reason": "image %s is not on the engine" % image})
             steps.extend(selected)
-
-            ids = dict((c["name"], c["id"]) for c in existing)
-            for step in steps:
-                if not check_mode:
-                    self._execute(engine, step, ids)
-                self.done.append(step)
         except EngineError as exc:
             self.fail(str(exc))
+
+        left = self._volumes_left(steps)
+        for service, volumes in sorted(left.items()):
+            self.module.warn("%s: service %s %s its data: volume(s) %s stay on this host and are not carried to "
+                             "its new host. To carry them, back them up and restore them there, or use storage both "
+                             "hosts share (README: Moving a service that keeps data)"
+                             % (self.where, service, "would leave" if check_mode else "leaves", ", ".join(volumes)))
+
+        ids = dict((c["name"], c["id"]) for c in existing)
+        if steps and not check_mode:
+            self._hold_lock(engine)
+            try:
+                for step in steps:
+                    if self.keeper is not None and self.keeper.lost:
+                        raise EngineError(self.keeper.lost)
+                    self._execute(engine, step, ids)
+                    self.done.append(step)
+                if "make" in wanted:
+                    self._wait_ready(engine, [s for s in steps if s.get("kind") == "container"], ids)
+            except (EngineError, LockError) as exc:
+                undone = self._undo(engine, ids) if "make" in wanted or "stop" in wanted else []
+                self.fail("%s%s" % (exc, "; undone on this host: %s" % ", ".join(undone) if undone else ""))
+            finally:
+                if self.keeper is not None:
+                    self.keeper.done.set()
+        elif check_mode:
+            self.done = steps
 
         result = {
             "changed": bool(steps),
@@ -378,6 +489,9 @@ class Reconciler(object):
             "containers": dict((c["name"], None if check_mode else ids.get(c["name"])) for c in plan["containers"]),
             "network": {"name": plan["network"], "created": network_created},
             "pending": dict((p, len(phases[p])) for p in PHASES if p not in wanted),
+            "pending_services": dict((p, services_of(phases[p])) for p in PHASES if p not in wanted),
+            "held": [_public(a) for a in held],
+            "volumes_left": left,
         }
         if self.module._diff:
             result["diff"] = {"before": {"containers": decision["before"]},
@@ -386,12 +500,38 @@ class Reconciler(object):
                               "after_header": "%s containers" % plan["host"]}
         self.module.exit_json(**result)
 
+    def _hold_lock(self, engine):
+        """Before the first change: the run must still hold its lock here; keep it while working."""
+        lock = self.module.params["lock"]
+        if not lock:
+            return
+        try:
+            renew(engine, lock["id"])
+        except LockError as exc:
+            self.fail(str(exc))
+        lease = int(lock.get("lease") or 60)
+        self.keeper = LeaseKeeper(self.plan["docker_host"], self.module.params["timeout"], lock["id"],
+                                  max(1.0, lease / 3.0))
+        self.keeper.start()
+
+    def _volumes_left(self, steps):
+        left = {}
+        for step in steps:
+            if step["action"] == "remove" and step.get("role") == "service":
+                volumes = named_volumes(self.before.get(step["name"]))
+                if volumes:
+                    left[step["service"]] = volumes
+        return left
+
     def _execute(self, engine, step, ids):
         action, kind = step["action"], step["kind"]
         if kind == "network":
             engine.create_network(step["name"])
         elif kind == "image":
             engine.pull(step["name"])
+        elif action == "stop":
+            engine.stop(step["id"], step["name"], timeout=self.module.params["stop_timeout"])
+            self.undo.append(("start", step["id"], step["name"]))
         elif action == "remove":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
@@ -405,13 +545,78 @@ class Reconciler(object):
                 engine.rename(step["id"], old_name, step["name"])
                 raise
             engine.remove(step["id"], old_name)
+            self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "recreate":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
             ids[step["name"]] = engine.create(step["spec"])
+            self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "create":
             ids[step["name"]] = engine.create(step["spec"])
+            self.undo.append(("remove", ids[step["name"]], step["name"]))
         elif action == "start":
             engine.start(step["id"], step["name"])
+
+    def _undo(self, engine, ids):
+        """Take back what this step made, newest first, so that a failed step leaves the host as it
+        was: created containers go, recreated ones come back as they were (from the spec kept in
+        their label), stopped ones start again. Best effort: what cannot be undone is said."""
+        undone = []
+        for what, container_id, name in reversed(self.undo):
+            try:
+                if what == "start":
+                    engine.start(container_id, name)
+                    undone.append("started %s again" % name)
+                    continue
+                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self._role_of(name)))
+                ids.pop(name, None)
+                if what == "restore" and self.before.get(name):
+                    ids[name] = engine.create(self.before[name])
+                    undone.append("%s back as it was" % name)
+                else:
+                    undone.append("removed %s" % name)
+            except EngineError as exc:
+                undone.append("could not undo %s (%s)" % (name, exc))
+        self.undo = []
+        return undone
+
+    def _role_of(self, name):
+        for ct in self.plan["containers"]:
+            if ct["name"] == name:
+                return ct["role"]
+        return None
+
+    def _wait_ready(self, engine, steps, ids):
+        """A service container and a provider-side ambassador that this step created, recreated or
+        started must be running, and (socat plane, tcp) the service must accept a connection from
+        its ambassador, before anyone is switched to them."""
+        touched = set(s["name"] for s in steps if s["action"] in ("create", "recreate", "start"))
+        checks = []
+        for ct in self.plan["containers"]:
+            if ct["name"] not in touched or not (ct["role"] == "service" or ct.get("side") == "provider"):
+                continue
+            checks.append((ct["name"], None))
+            if ct.get("side") == "provider" and ct.get("dataplane") == "socat" and ct.get("target"):
+                for port in ct["published"]:
+                    if port["protocol"] == "tcp":
+                        checks.append((ct["name"], ["socat", "-u", "OPEN:/dev/null",
+                                                    "TCP:%s:%d,connect-timeout=1" % (ct["target"], port["port"])]))
+        deadline = time.time() + self.module.params["ready_timeout"]
+        for name, argv in checks:
+            while True:
+                found = engine.inspect(ids.get(name) or name) or {}
+                state = found.get("State") or {}
+                ok = state.get("Running") and not state.get("Restarting")
+                if ok and argv:
+                    ok = engine.exec_status(found["Id"], name, argv) == 0
+                if ok:
+                    break
+                if time.time() >= deadline:
+                    raise EngineError("%s did not become ready within %d s (%s). Fix: see its logs (docker logs %s); "
+                                      "raise ambassador_ready_timeout if it needs longer to start"
+                                      % (name, self.module.params["ready_timeout"],
+                                         "state %s" % (state.get("Status") or "missing") if not state.get("Running")
+                                         else "no TCP connection to %s" % argv[-1][4:].split(",")[0], name))
+                time.sleep(0.2)
 
     def _stop_timeout(self, role):
         """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""
@@ -471,11 +676,17 @@ def main():
                 environment=dict(type="dict", default={}),
                 tls_dir=dict(type="str"),
                 advertise_address=dict(type="str"),
+                image=dict(type="str"),
             )),
             tls_fingerprint=dict(type="str"),
             timeout=dict(type="int", default=60),
             stop_timeout=dict(type="int", default=10),
             phases=dict(type="list", elements="str", default=list(PHASES), choices=list(PHASES)),
+            stop_first=dict(type="list", elements="str", default=[]),
+            hold=dict(type="list", elements="str", default=[]),
+            resume=dict(type="list", elements="str", default=[]),
+            lock=dict(type="dict"),
+            ready_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
     )

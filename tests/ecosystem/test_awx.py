@@ -80,3 +80,37 @@ def test_an_awx_style_job_converges_then_moves_redis_with_survey_extra_vars_only
     # Without the survey answer the inventory's placement applies again.
     back = runner_job(private_data_dir, "back", {})
     assert back["awx2"] == [("create", "redis"), ("create", "redis_ambassador")]
+
+
+def test_a_sliced_awx_job_is_refused_before_any_change(private_data_dir, tmp_path):
+    """As AWX runs slice 1 of 2: its share of the inventory (hosts sorted by name, every other one)
+    and the variables AWX passes to a job of a sliced template, which runs as a workflow job named
+    after the template. It must fail before touching any engine, saying it is a slice."""
+    runner_job(private_data_dir, "before-slice", {})
+    engines = dict((h, docker.DockerClient(base_url="unix:///run/xh-awx/%s/docker.sock" % h, timeout=60))
+                   for h in ("awx1", "awx2", "awx3"))
+
+    def snapshot():
+        return dict((h, sorted((c.name, c.id, c.status) for c in e.containers.list(all=True)))
+                    for h, e in engines.items())
+    before = snapshot()
+    with open(os.path.join(str(private_data_dir), "inventory", "hosts.yml")) as handle:
+        inventory = yaml.safe_load(handle)
+    hosts = inventory["all"]["children"]["docker_hosts"]["hosts"]
+    share = dict((name, hosts[name]) for name in sorted(hosts)[0::2])
+    inventory["all"]["children"]["docker_hosts"]["hosts"] = share
+    slice_inventory = tmp_path / "slice.yml"
+    slice_inventory.write_text(yaml.safe_dump(inventory))
+    with open(str(private_data_dir / "env" / "extravars"), "w") as handle:
+        yaml.safe_dump({"awx_job_id": 42, "awx_job_template_name": "site", "awx_workflow_job_id": 41,
+                        "awx_workflow_job_name": "site", "tower_job_id": 42, "tower_workflow_job_id": 41,
+                        "tower_workflow_job_name": "site", "tower_job_template_name": "site"}, handle)
+    group_vars = os.path.join(str(private_data_dir), "inventory", "group_vars")
+    os.symlink(os.path.realpath(group_vars), str(tmp_path / "group_vars"))
+    result = run(["ansible-runner", "run", str(private_data_dir), "-p", "playbooks/site.yml", "--ident", "slice",
+                  "--inventory", str(slice_inventory)])
+    with open(str(private_data_dir / "artifacts" / "slice" / "status")) as handle:
+        assert handle.read().strip() == "failed", result.output[-4000:]
+    assert "this job is a slice of job template 'site'" in result.output
+    assert "job_slice_count 1" in result.output
+    assert snapshot() == before

@@ -256,6 +256,8 @@ REDIS = {"redis": {"host": "host2", "port": 6379, "image": "redis:7"}}
     ("redis=host3", {"redis": "host3"}),
     (" redis=host3, echo=host1 ", {"redis": "host3", "echo": "host1"}),
     ("redis=host3 echo=host1", {"redis": "host3", "echo": "host1"}),
+    (" redis = host3 ", {"redis": "host3"}),
+    ("redis =host3,echo= host1", {"redis": "host3", "echo": "host1"}),
 ])
 def test_placement_is_read_from_a_mapping_or_survey_text(value, expected):
     assert parse_placement(value) == (expected, [])
@@ -410,3 +412,34 @@ def test_a_host_without_kernel_ambassadors_needs_no_kernel_image():
     plans = plan_topology({"redis": {"host": "host2", "port": 1, "dataplane": "kernel", "container": "my-redis"}},
                           hosts())
     assert by_name(plans["host2"]) == {}
+
+
+# ---- How a service moves, and what the coordinating steps need to know of the topology ----
+
+def test_a_service_with_volumes_moves_stop_first_unless_told_otherwise():
+    services = {
+        "redis": {"host": "host2", "port": 6379, "image": "redis:7", "volumes": ["redis-data:/data"]},
+        "cache": {"host": "host2", "port": 6380, "image": "redis:7", "volumes": ["c:/data"],
+                  "move": "make_before_break"},
+        "web": {"host": "host1", "port": 80, "image": "nginx", "move": "stop_first"},
+        "echo": {"host": "host1", "port": 7777, "image": "echo"},
+        "theirs": {"host": "host3", "port": 9000},
+    }
+    summary = {}
+    plan_topology(services, hosts(host1=["redis"], host3=["echo"]), summary=summary)
+    assert summary["stop_first"] == ["redis", "web"]
+    assert summary["service_hosts"]["redis"] == ["host1", "host2"] and summary["service_hosts"]["echo"] == ["host1", "host3"]
+    assert summary["service_hosts"]["theirs"] == ["host3"]
+
+
+def test_a_bad_move_setting_names_the_choices():
+    found = problems({"redis": {"host": "host2", "port": 6379, "image": "redis:7", "move": "swap"}})
+    assert found == ["ambassador_services.redis.move: 'swap' is not a way to move. Fix: use make_before_break (the "
+                     "new place first) or stop_first (the old one stops first: for services that keep data)."]
+    found = problems({"redis": {"host": "host2", "port": 6379, "move": "stop_first"}})
+    assert found[0].startswith("ambassador_services.redis.move: is only used when the collection runs the service")
+
+
+def test_each_plan_names_the_hosts_ambassador_image():
+    plans = plan_topology(REDIS, dict(hosts(), host3={"advertise_address": "10.0.0.3", "image": "mine:1"}))
+    assert plans["host1"]["image"] == DEFAULT_IMAGE and plans["host3"]["image"] == "mine:1"

@@ -1,7 +1,8 @@
 """The decision of what to do on one host, on plain data."""
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    HASH_LABEL, OWNER_LABEL, container_spec, decide, labels_for, replace_side_by_side, spec_hash, split_phases)
+    HASH_LABEL, OWNER_LABEL, container_spec, decide, held_back, labels_for, named_volumes, replace_side_by_side,
+    resume_actions, services_of, spec_hash, split_phases)
 
 
 def planned(name="redis_ambassador", **over):
@@ -48,7 +49,7 @@ def test_owned_containers_no_longer_planned_are_removed_first():
     keep, gone = planned(), planned("web_ambassador", service="web")
     d = decide([keep], [existing(keep), existing(gone, cid="id2")])
     assert d["actions"] == [{"action": "remove", "kind": "container", "name": "web_ambassador", "id": "id2",
-                             "role": "ambassador", "reason": "no longer in the plan for this host"}]
+                             "role": "ambassador", "service": "web", "reason": "no longer in the plan for this host"}]
 
 
 def test_a_foreign_container_with_a_planned_name_is_a_conflict_and_nothing_is_done():
@@ -147,3 +148,42 @@ def test_ambassadors_whose_old_and_new_selves_share_no_published_port_are_replac
     assert replace_side_by_side(provider_side, {"role": "ambassador", "published": [dict(port, host_port=81)]})
     assert not replace_side_by_side(provider_side, provider_side)
     assert not replace_side_by_side({"role": "service", "published": []}, {"role": "service", "published": []})
+
+
+def test_a_stop_first_service_leaving_a_host_is_stopped_before_anything_then_removed_last():
+    redis = planned("redis", role="service", side=None, volumes=["redis-data:/data"])
+    d = decide([], [existing(redis)], stop_first=["redis"])
+    assert [(a["action"], a["service"]) for a in d["actions"]] == [("stop", "redis"), ("remove", "redis")]
+    phases = split_phases(d["actions"], d["before"])
+    assert [a["action"] for a in phases["stop"]] == ["stop"] and [a["action"] for a in phases["break"]] == ["remove"]
+    # Already stopped (an earlier run stopped it): only the removal is left.
+    d = decide([], [existing(redis, state="exited")], stop_first=["redis"])
+    assert [a["action"] for a in d["actions"]] == ["remove"]
+    # Not stop-first (or an ambassador): no stop step.
+    assert [a["action"] for a in decide([], [existing(redis)])["actions"]] == ["remove"]
+
+
+def test_held_services_wait_and_the_others_go_on():
+    actions = [{"action": "recreate", "name": "redis_ambassador", "service": "redis"},
+               {"action": "remove", "name": "echo", "service": "echo"}]
+    go, held = held_back(actions, ["redis"])
+    assert [a["name"] for a in go] == ["echo"] and [a["name"] for a in held] == ["redis_ambassador"]
+    assert held_back(actions, None) == (actions, [])
+    assert services_of(actions) == ["echo", "redis"]
+
+
+def test_a_called_off_stop_first_move_starts_only_that_services_stopped_containers():
+    redis = planned("redis", role="service", side=None)
+    echo = planned("echo", role="service", side=None, service="echo")
+    amb = planned()
+    found = [existing(redis, state="exited"), existing(echo, state="exited", cid="id2"),
+             existing(amb, state="exited", cid="id3"),
+             {"id": "f", "name": "users", "labels": {}, "state": "exited"}]
+    assert [(a["action"], a["name"]) for a in resume_actions(found, ["redis"])] == [("start", "redis")]
+    assert resume_actions([existing(redis)], ["redis"]) == []
+
+
+def test_named_volumes_are_what_stays_behind():
+    assert named_volumes({"volumes": ["redis-data:/data", "/srv/x:/x:ro", "./rel:/y", "cache:/c:ro"]}) == [
+        "redis-data", "cache"]
+    assert named_volumes(None) == []

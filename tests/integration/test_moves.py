@@ -1,0 +1,224 @@
+"""Moves that never strand a service: a new host that cannot take it, two runs at once, a run
+killed while it holds the lock, partial runs, and services that keep data."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import LAB_INVENTORY, ROOT, VENV_BIN, converge, exec_ok, wait_for
+from test_faults import RECONNECTING_CLIENT
+
+LOCK = "crosshost-ambassador-lock"
+STOP = "Stop the services that move stop-first, on the host they leave"
+MAKE = "Reconcile this host's ambassadors and service containers"
+SWITCH = "Switch this host's changed ambassadors over"
+BREAK = "Remove what this host no longer runs"
+
+
+def running(lab, name):
+    """The lab hosts where a container `name` runs."""
+    found = []
+    for host in lab.hosts:
+        try:
+            containers = lab.client(host).containers.list(filters={"name": "^%s$" % name})
+        except Exception:  # an engine the test stopped
+            continue
+        found += [host for c in containers if c.status == "running"]
+    return sorted(found)
+
+
+def target_of(lab, host):
+    return lab.client(host).containers.get("redis_ambassador").attrs["Config"]["Cmd"][-1]
+
+
+def move_redis(topology, host):
+    topology.services["redis"]["host"] = host
+    return topology.save()
+
+
+class Blocker(object):
+    """A way for host3 to be unable to take redis, and the way back."""
+
+    def __init__(self, lab, how):
+        self.lab, self.how, self.handle = lab, how, None
+
+    def __enter__(self):
+        if self.how == "engine stopped":
+            self.lab.stop_engine("host3")
+        elif self.how == "foreign container named redis":
+            self.handle = self.lab.client("host3").containers.run(
+                self.lab.vars["lab_client_image"], ["sleep", "100000"], name="redis", detach=True)
+        else:
+            self.handle = self.lab.in_namespace("host3", ["socat", "TCP-LISTEN:6379,bind=%s,reuseaddr,fork"
+                                                          % self.lab.address("host3"), "SYSTEM:echo someone-else"])
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.how == "engine stopped":
+            self.lab.up()
+        elif self.how == "foreign container named redis":
+            self.handle.remove(force=True)
+        else:
+            self.handle.terminate()
+            self.handle.wait(10)
+
+
+@pytest.mark.parametrize("how", ["engine stopped", "foreign container named redis", "port held by a process"])
+def test_a_move_to_a_host_that_cannot_take_it_is_called_off_and_consumers_keep_the_old_place(lab, topology, consumer,
+                                                                                             how):
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "kept", how]) == "OK"
+    host2 = lab.address("host2")
+    with Blocker(lab, how):
+        run = lab.site(move_redis(topology, "host3"))
+        assert run.rc != 0 and run.failed_hosts() == ["host3"], run.output[-3000:]
+        assert "called off the move of redis, because host3 failed" in run.output
+        assert "Traceback" not in run.output
+        # Nothing switched and nothing let go: redis runs on host2 alone, with its data, and is reached there.
+        assert running(lab, "redis") == ["host2"]
+        assert target_of(lab, "host1") == "TCP:%s:6379,nodelay" % host2
+        assert exec_ok(consumer, ["redis-cli", "-h", "redis", "GET", "kept"]) == how
+        if how != "engine stopped":
+            # Nothing half-made is left on host3.
+            assert "redis" not in lab.owned("host3") and "redis_ambassador" not in lab.owned("host3")
+    # Once host3 can take it, the move goes through.
+    again = converge(lab, topology)
+    assert running(lab, "redis") == ["host3"] and target_of(lab, "host1") == "TCP:%s:6379,nodelay" % lab.address("host3")
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert again.rc == 0
+
+
+def test_a_failing_new_host_costs_consumers_no_request(lab, topology, capsys):
+    """make_before_break, the new host failing: a request every 10 ms through the ambassador never fails."""
+    topology.services["redis"]["move"] = "make_before_break"
+    converge(lab, topology.save())
+    client = lab.client("host1").containers.run(lab.vars["lab_client_image"], ["sh", "-c", RECONNECTING_CLIENT],
+                                                name="reconnecting-client", network="ambassador", detach=True)
+    try:
+        with Blocker(lab, "port held by a process"):
+            time.sleep(1)
+            run = lab.site(move_redis(topology, "host3"))
+            assert run.failed_hosts() == ["host3"]
+            time.sleep(1)
+        samples = [line.split(" ") for line in client.logs().decode().splitlines()]
+        failed = [stamp for stamp, result in samples if result != "ok"]
+        with capsys.disabled():
+            print("\n  move of redis to a failing host3: %d failed of %d requests" % (len(failed), len(samples)))
+        assert len(samples) > 100 and failed == []
+    finally:
+        client.remove(force=True)
+    move_redis(topology, "host2")
+
+
+def test_a_service_with_volumes_stops_before_its_new_host_starts_it_and_names_the_data_left(lab, topology, consumer):
+    predicted = lab.site(move_redis(topology, "host3"), "--check")
+    assert predicted.rc == 0
+    assert "service redis would leave its data: volume(s) redis-data stay on this host" in predicted.output
+    assert running(lab, "redis") == ["host2"]
+
+    moved = converge(lab, topology)
+    assert "service redis leaves its data: volume(s) redis-data stay on this host" in moved.output
+    steps = moved.steps()
+    # host2 stops redis before host3 starts it (never two writers), and removes it last.
+    assert steps["host2"][1] == (STOP, [("stop", "redis")])
+    assert (MAKE, [("create", "redis"), ("recreate", "redis_ambassador")]) in steps["host3"]
+    assert (BREAK, [("recreate", "redis_ambassador"), ("remove", "redis")]) in steps["host2"]
+    assert running(lab, "redis") == ["host3"]
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
+@pytest.mark.parametrize("limit, missing", [("host2,host3", "host1"), ("host1", "host3")])
+def test_a_limit_that_would_strand_a_moving_service_is_refused_before_any_change(lab, topology, consumer, limit,
+                                                                                  missing):
+    before = lab.snapshot()
+    run = lab.site(move_redis(topology, "host3"), "--limit", limit)
+    assert run.rc != 0
+    assert "this run changes service redis but leaves out %s" % missing in run.output
+    assert "add %s to the limit" % missing in run.output
+    assert lab.snapshot() == before
+    # Asked for, a partial run goes on; the full run then completes the move.
+    partial = lab.site(topology, "--limit", "host1,host2,host3", "-e", "ambassador_allow_partial=true")
+    assert partial.rc == 0 and running(lab, "redis") == ["host3"]
+
+
+@pytest.mark.parametrize("play, words", [("serial: 1", "runs in batches (serial"), ("strategy: free", "strategy free")])
+def test_serial_and_free_plays_are_refused_in_one_sentence(lab, topology, tmp_path, play, words):
+    converge(lab, topology)
+    before = lab.snapshot()
+    path = tmp_path / "play.yml"
+    path.write_text("- hosts: lab\n  gather_facts: false\n  %s\n  roles: [crosshost.ambassador.topology]\n" % play)
+    run = lab.playbook(move_redis(topology, "host3"), str(path))
+    assert run.rc != 0 and words in run.output and "nothing was changed" in run.output
+    assert lab.snapshot() == before
+
+
+def _start_site(lab, topology, *args):
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "-i", LAB_INVENTORY, "-i", topology.path,
+                             "playbooks/site.yml"] + list(args), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+
+
+def _lock_held(lab, host="host1"):
+    return bool(lab.client(host).containers.list(all=True, filters={"name": "^%s$" % LOCK}))
+
+
+class _Copy(object):
+    """A topology directory that places redis elsewhere (a second user's inventory)."""
+
+    def __init__(self, path, redis_host):
+        self.path = path
+        all_yml = os.path.join(path, "group_vars", "all.yml")
+        with open(all_yml) as handle:
+            data = yaml.safe_load(handle)
+        data["ambassador_services"]["redis"]["host"] = redis_host
+        with open(all_yml, "w") as handle:
+            yaml.safe_dump(data, handle)
+
+
+def test_two_runs_at_once_take_turns_and_leave_one_place(lab, topology, consumer):
+    """A move, and a plain run started while the move holds the lock (two AWX launches): the plain
+    run waits, then moves redis back; at no point does redis run nowhere."""
+    moving = topology.path + "-moving"
+    subprocess.run(["cp", "-r", topology.path, moving], check=True)
+    first = _start_site(lab, _Copy(moving, "host3"))
+    try:
+        wait_for(lambda: _lock_held(lab), "the moving run to take its lock", timeout=60)
+        second = lab.site(topology, "-e", "ambassador_lock_timeout=120")
+        out, _ = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert first.returncode == 0, out[-3000:]
+    assert second.rc == 0, second.output[-3000:]
+    lock = second.results_of("crosshost.ambassador.lock")
+    assert any(r["result"].get("waited_for") for r in lock.values()), lock
+    # The second run (redis on host2) came last: redis runs there alone, and consumers reach it.
+    assert running(lab, "redis") == ["host2"]
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert not any(_lock_held(lab, h) for h in lab.hosts)
+
+
+def test_a_run_killed_while_holding_the_lock_blocks_the_next_only_for_its_lease(lab, topology, consumer):
+    dead = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=8")
+    try:
+        wait_for(lambda: _lock_held(lab), "the run to take its lock", timeout=60)
+        time.sleep(1)
+    finally:
+        os.killpg(dead.pid, signal.SIGKILL)
+        dead.wait(30)
+    assert _lock_held(lab), "the killed run's lock should outlive it until its lease ends"
+    run = converge(lab, move_redis(topology, "host2"), "-e", "ambassador_lock_timeout=60")
+    waited = [r["result"]["waited"] for r in run.results_of("crosshost.ambassador.lock").values()]
+    assert max(waited) >= 1 and max(waited) < 30, waited
+    # The next run converged from wherever the killed one stopped.
+    assert running(lab, "redis") == ["host2"]
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
