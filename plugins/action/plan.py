@@ -51,7 +51,7 @@ def _run_identity(task_vars):
         template = task_vars.get("awx_job_template_name") or task_vars.get("tower_job_template_name")
         if template:
             holder += " (%s)" % template
-    return {"id": uuid.uuid4().hex, "holder": holder}
+    return {"id": uuid.uuid4().hex, "holder": holder, "controller": socket.gethostname(), "pid": os.getppid()}
 
 
 def _strategy(task):

@@ -94,7 +94,10 @@ def acquire(engine, run, image, lease, wait, clock=time.monotonic, sleep=time.sl
             if clock() - first >= STARTING_GRACE:
                 verdict = "ended"
         if verdict == "ended":
-            engine.remove(found["Id"], LOCK_NAME)
+            try:
+                engine.remove(found["Id"], LOCK_NAME)
+            except Exception:  # the engine is removing it already (auto-remove): look again
+                sleep(0.1)
             continue
         if verdict == "held":
             waited_for = holder_of(found)

@@ -270,9 +270,12 @@ options:
     default: []
   lock:
     description:
-      - The run's lock, as taken by M(crosshost.ambassador.lock) on this engine (C(id), C(lease)).
+      - The run's lock, as taken by M(crosshost.ambassador.lock) on this engine (C(id), C(lease)), and the
+        run's C(controller) and C(pid) (as M(crosshost.ambassador.plan) returns them in C(run)).
         Before any change the module checks that the run still holds it and renews its lease, and it
         keeps renewing it while it works; without the lock nothing is changed.
+      - When the run is interrupted (a signal, or the C(pid) gone on the same machine) the module stops
+        between two steps, so that nothing is left half done.
     type: dict
   ready_timeout:
     description:
@@ -360,6 +363,9 @@ network:
   sample: {name: ambassador, created: false}
 """
 
+import os
+import signal
+import socket
 import threading
 import time
 
@@ -394,6 +400,40 @@ class LeaseKeeper(threading.Thread):
             except (LockError, EngineError) as exc:
                 self.lost = str(exc)
                 return
+
+
+class Interruption(object):
+    """Stops the module at a safe point, between two steps, when its run is interrupted: a signal
+    (SIGINT, SIGTERM, SIGHUP: Ctrl-C, a killed ansible-playbook, a dropped SSH session), or the
+    ansible-playbook process gone when the module runs on the controller's machine. A side-by-side
+    replacement (new ambassador up, old one removed) is one step: never left half done."""
+
+    def __init__(self, run):
+        self.reason = None
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        pid = (run or {}).get("pid")
+        if pid and (run or {}).get("controller") == socket.gethostname() and self._alive(pid):
+            watcher = threading.Thread(target=self._watch, args=(int(pid),))
+            watcher.daemon = True
+            watcher.start()
+
+    def _on_signal(self, signum, _frame):
+        self.reason = "signal %d" % signum
+
+    @staticmethod
+    def _alive(pid):
+        try:
+            os.kill(int(pid), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _watch(self, pid):
+        while self.reason is None:
+            if not self._alive(pid):
+                self.reason = "ansible-playbook (pid %d) ended" % pid
+            time.sleep(0.5)
 
 
 class Reconciler(object):
@@ -463,11 +503,15 @@ class Reconciler(object):
 
         ids = dict((c["name"], c["id"]) for c in existing)
         if steps and not check_mode:
+            interruption = Interruption(params["lock"])
             self._hold_lock(engine)
             try:
                 for step in steps:
                     if self.keeper is not None and self.keeper.lost:
                         raise EngineError(self.keeper.lost)
+                    if interruption.reason:
+                        raise EngineError("the run was interrupted (%s); stopped between two steps. Fix: run again, "
+                                          "it converges from here" % interruption.reason)
                     self._execute(engine, step, ids)
                     self.done.append(step)
                 if "make" in wanted:

@@ -64,12 +64,13 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
     moved = converge(lab, topology)
     expected = {
         "host1": [("recreate", "redis_ambassador")],
-        "host2": [("remove", "redis"), ("remove", "redis_ambassador")],
+        # redis keeps data (a volume): it moves stop-first, stopped on host2 before host3 starts it.
+        "host2": [("remove", "redis"), ("remove", "redis_ambassador"), ("stop", "redis")],
         "host3": [("create", "redis"), ("create", "redis_ambassador")],
     }
     assert predicted.actions() == expected
     assert moved.actions() == expected
-    assert moved.changed() == {"host1": 1, "host2": 1, "host3": 1}
+    assert moved.changed() == {"host1": 1, "host2": 2, "host3": 1}
 
     after = lab.snapshot()
     assert_only_service_touched(lab, before, after, "redis")
@@ -88,6 +89,7 @@ def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
 
+DECIDE = "Decide what this host needs, changing nothing yet"
 MAKE = "Reconcile this host's ambassadors and service containers"
 SWITCH = "Switch this host's changed ambassadors over"
 BREAK = "Remove what this host no longer runs"
@@ -102,18 +104,18 @@ def test_a_move_is_made_before_break_across_hosts_and_in_one_step_when_asked(lab
     topology.services["echo"].update(host="host2", consumers=["host1", "host3"])
     moved = converge(lab, topology.save())
     assert moved.steps() == {
-        "host1": [(MAKE, []), (BREAK, [("recreate", "echo_ambassador"), ("remove", "echo")])],
-        "host2": [(MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
-        "host3": [(MAKE, []), (SWITCH, [("recreate", "echo_ambassador")])],
+        "host1": [(DECIDE, []), (MAKE, []), (BREAK, [("recreate", "echo_ambassador"), ("remove", "echo")])],
+        "host2": [(DECIDE, []), (MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
+        "host3": [(DECIDE, []), (MAKE, []), (SWITCH, [("recreate", "echo_ambassador")])],
     }
     assert echo_reaches(lab, "host1") and echo_reaches(lab, "host3")
 
     topology.services["echo"].update(host="host1", consumers=["host2", "host3"])
     back = converge(lab, topology.save(), "-e", "ambassador_make_before_break=false")
     assert back.steps() == {
-        "host1": [(MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
-        "host2": [(MAKE, [("recreate", "echo_ambassador"), ("remove", "echo")])],
-        "host3": [(MAKE, [("recreate", "echo_ambassador")])],
+        "host1": [(DECIDE, []), (MAKE, [("create", "echo"), ("recreate", "echo_ambassador")])],
+        "host2": [(DECIDE, []), (MAKE, [("recreate", "echo_ambassador"), ("remove", "echo")])],
+        "host3": [(DECIDE, []), (MAKE, [("recreate", "echo_ambassador")])],
     }
     assert echo_reaches(lab, "host2") and echo_reaches(lab, "host3")
     assert_only_service_touched(lab, before, lab.snapshot(), "echo")
