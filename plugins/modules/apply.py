@@ -239,7 +239,7 @@ options:
         consumer-side one, or one that changes sides) is replaced side by side; the new one starts, then
         the old one is removed.
       - V(stop) stops, on the host a service leaves, the service containers of services that move
-        stop-first (O(stop_first)); they are removed in V(break). An empty list takes no action: it
+        stop-first (O(stop_first)); they are removed in V(break). An empty list takes no action; it
         reports what each phase has to do (RV(pending), RV(pending_services)) and changes nothing.
     type: list
     elements: str
@@ -256,7 +256,7 @@ options:
   hold:
     description:
       - Services whose move is called off, because the host that was to take them failed. Their
-        actions are not taken (they are returned in RV(held)): no consumer switches to a place that
+        actions are not taken (they are returned in RV(held)); no consumer switches to a place that
         is not up, and the old place is not let go.
     type: list
     elements: str

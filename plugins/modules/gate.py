@@ -14,11 +14,11 @@ version_added: 0.2.0
 description:
   - Runs on the controller, once (C(run_once)), between the steps of the M(crosshost.ambassador.topology)
     role, and reads what M(crosshost.ambassador.apply) reported for every host of the play.
-  - With O(check=changes), after the deciding step: whether the run has anything to change (when not,
+  - With O(check=changes), after the deciding step, whether the run has anything to change (when not,
     no lock is taken and nothing more runs), and whether a stop-first move is among it. A run limited to
     some hosts (C(--limit), C(ambassador_hosts)) that would change a service without every host that
     provides or consumes it fails here, before any change, naming the hosts to add, unless O(allow_partial).
-  - With O(check=hold), after a step: the services whose move is called off because a host that the move
+  - With O(check=hold), after a step, the services whose move is called off because a host that the move
     depends on failed (the host that was to run the service, or the one that was to stop it first). The
     later steps leave their consumers and their old place as they are; a warning names them.
 author:
@@ -72,14 +72,14 @@ stop:
   returned: success, with O(check=changes)
   type: bool
 hold:
-  description: The services whose move is called off (O(check=hold)).
-  returned: success, with O(check=hold)
+  description: The services whose move is called off so far.
+  returned: success
   type: list
   elements: str
   sample: [redis]
 held_by:
   description: Each held service with the failed hosts that hold it.
-  returned: success, with O(check=hold)
+  returned: success
   type: dict
   sample: {redis: [host3]}
 failed_hosts:

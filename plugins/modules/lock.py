@@ -31,6 +31,7 @@ attributes:
     description: Takes and releases nothing.
   diff_mode:
     support: none
+    description: Locks are not part of any host's state to show.
   idempotent:
     support: full
     description: Taking a lock the run holds renews it; releasing one it does not hold does nothing.
