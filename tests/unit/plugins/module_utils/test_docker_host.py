@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DockerHost, EngineError, sdk_problem
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     HASH_LABEL, OWNER_LABEL, container_spec)
 
@@ -182,3 +182,7 @@ def test_an_engine_that_does_not_answer_is_named_in_the_error():
     with pytest.raises(EngineError) as failed:
         DockerHost("unix:///nonexistent/crosshost/docker.sock").containers()
     assert "unix:///nonexistent/crosshost/docker.sock" in str(failed.value)
+
+
+def test_the_installed_sdk_is_one_the_apply_module_accepts():
+    assert sdk_problem() is None
