@@ -243,3 +243,57 @@ def test_the_lab_converges_and_moves_with_the_apply_module_on_each_docker_sdk(en
     site = Site(matrix_lab, tmp_path, VENV_BIN, env, extra=["-e", "ansible_python_interpreter=" + python])
     converge_and_move(site)
     TIMES["%s converge+move" % _sdk_id(entry)] = time.time() - started
+
+
+# Combinations that cannot work: the module says so in one sentence, on every host, and changes nothing.
+BROKEN = {
+    "broken-docker-5.0.3-requests-2.32": r"the Docker SDK for Python \(docker\) 5\.0\.3 cannot work with requests "
+                                         r"2\.32\.3: requests 2\.32 refuses its unix-socket adapter \(Not supported "
+                                         r"URL scheme http\+docker\)\. Fix: pip install 'docker>=7\.1\.0', or "
+                                         r"'requests<2\.32\.0'",
+    "broken-docker-5.0.3-py3.12": r"the Docker SDK for Python \(docker\) 5\.0\.3 is installed but cannot be imported "
+                                  r"by Python 3\.12\.\d+ \(ModuleNotFoundError: No module named 'distutils'\)\. "
+                                  r"Fix: pip install 'docker>=7\.1\.0'",
+}
+
+
+@pytest.mark.parametrize("entry", sorted(BROKEN))
+def test_a_docker_sdk_that_cannot_work_fails_apply_with_one_clear_sentence(entry, matrix_lab, tmp_path):
+    python = os.path.join(entry_bin(entry), "python")
+    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections")}
+    result = run(["ansible-playbook", "-i", matrix_lab, "-i", TOPOLOGY, "crosshost.ambassador.site",
+                  "-e", "ansible_python_interpreter=" + python], cwd=tmp_path, env=env)
+    assert result.rc != 0
+    for host in HOSTS:
+        assert re.search(r"host %s: %s" % (host, BROKEN[entry]), result.output), result.output[-6000:]
+    assert all(changed == 0 for changed, _f in recap(result.output).values()), result.output[-3000:]
+
+
+@pytest.mark.parametrize("entry", CORE)
+def test_the_gathered_default_address_is_read_from_ansible_facts_without_injected_fact_vars(entry, tmp_path,
+                                                                                            matrix_lab):
+    """INJECT_FACTS_AS_VARS is deprecated in 2.20 and False from 2.24: a host without an advertise address gets the
+    default IPv4 address from ansible_facts, so the plan must not need the injected ansible_default_ipv4."""
+    bin_dir = entry_bin(entry)
+    with open(matrix_lab) as handle:
+        inventory = yaml.safe_load(handle)
+    del inventory["all"]["children"]["lab"]["hosts"]["ver3"]["ambassador_advertise_address"]
+    lab_inventory = str(tmp_path / "lab.yml")
+    with open(lab_inventory, "w") as handle:
+        yaml.safe_dump(inventory, handle)
+    record = str(tmp_path / "record.json")
+    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections"),
+           "ANSIBLE_INJECT_FACT_VARS": "False", "ANSIBLE_COLLECTIONS_ON_ANSIBLE_VERSION_MISMATCH": "error",
+           "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS, "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+           "RECORD_RESULTS_FILE": record}
+    # --check: ver3's address is the machine's own, not its lab namespace's, so nothing is to be applied.
+    result = run(["ansible-playbook", "-i", lab_inventory, "-i", TOPOLOGY, "crosshost.ambassador.site", "--check"],
+                 cwd=tmp_path, env=env, bin_dir=bin_dir).ok()
+    assert "[DEPRECATION WARNING]" not in result.output and "[WARNING]" not in result.output, result.output[-4000:]
+    with open(record) as handle:
+        results = [r for r in json.load(handle)["results"] if r["host"] == "ver3" and r["status"] == "ok"]
+    (gathered,) = [r["result"]["ansible_facts"] for r in results if r["action"] == "ansible.builtin.setup"]
+    address = gathered["ansible_default_ipv4"]["address"]
+    plans = [r["result"]["ansible_facts"]["ambassador_plan"] for r in results
+             if "ambassador_plan" in r["result"].get("ansible_facts", {})]
+    assert address and plans and plans[0]["advertise_address"] == address
