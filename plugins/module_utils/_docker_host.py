@@ -62,9 +62,9 @@ def sdk_problem():
         except Exception:
             continue
         if _version(docker.__version__) < below and _version(found) >= since:
-            return ("the Docker SDK for Python (docker) %s cannot work with %s %s: %s. Fix: pip install "
-                    "'docker>=7.1.0', or '%s<%s'" % (docker.__version__, library, found, why, library,
-                                                    ".".join(str(n) for n in since)))
+            fix = "pip install 'docker>=7.1.0', or '%s<%s'" % (library, ".".join(str(n) for n in since))
+            return ("the Docker SDK for Python (docker) %s cannot work with %s %s: %s. Fix: %s"
+                    % (docker.__version__, library, found, why, fix))
     return None
 
 

@@ -24,7 +24,8 @@ description:
 author:
   - crosshost.ambassador maintainers (@crosshost)
 requirements:
-  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module; below 7.1.0 it needs requests < 2.32, below 6.1.0 urllib3 < 2, below 6.0 Python 3.11 or older
+  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
+  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
 attributes:
   check_mode:
     support: full

@@ -17,7 +17,6 @@ after it.
 import json
 import os
 import re
-import time
 
 import pytest
 import yaml
@@ -29,7 +28,9 @@ MATRIX_LAB_VARS = os.path.join(ROOT, "playbooks", "vars", "lab_matrix.yml")
 TOPOLOGY = os.path.join(MATRIX, "topology.yml")
 CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
 HOSTS = ("ver1", "ver2", "ver3")
-# What a move of redis from ver2 to ver3 does, host by host.
+# The checkout as the collection (scripts/setup links it below .venv/collections), without its ansible.cfg.
+CHECKOUT = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".venv", "collections")}
+# What a move of redis from ver2 to ver3, and back, does, host by host.
 MOVE = {
     "ver1": [("recreate", "redis_ambassador")],
     "ver2": [("remove", "redis"), ("remove", "redis_ambassador")],
@@ -40,7 +41,6 @@ BACK = {
     "ver2": [("create", "redis"), ("create", "redis_ambassador")],
     "ver3": [("remove", "redis"), ("remove", "redis_ambassador")],
 }
-TIMES = {}
 
 
 def _lowest_core():
@@ -91,16 +91,6 @@ def matrix_lab():
     run(["ansible-playbook", "playbooks/lab.yml", "-e", "@" + MATRIX_LAB_VARS, "-e", "lab_state=absent"]).ok()
 
 
-def _report_times():
-    print("\nmatrix times (s): " + ", ".join("%s %.0f" % (k, v) for k, v in sorted(TIMES.items())))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def timings():
-    yield TIMES
-    _report_times()
-
-
 class Site(object):
     """Runs of crosshost.ambassador.site on the "ver" instance with one controller and one module interpreter."""
 
@@ -114,7 +104,8 @@ class Site(object):
         self.count = 0
 
     def __call__(self, *args):
-        """One run; returns (host -> sorted (action, name) of every apply step, output)."""
+        """One run that must pass without a warning; returns (host -> sorted (action, name) of every apply step,
+        host -> (changed, failed) of the recap), and keeps every task result in self.results."""
         self.count += 1
         record = str(self.tmp_path / ("record-%d.json" % self.count))
         env = dict(self.env, RECORD_RESULTS_FILE=record)
@@ -125,18 +116,18 @@ class Site(object):
         counts = recap(result.output)
         assert sorted(counts) == sorted(HOSTS) and all(f == 0 for _c, f in counts.values()), result.output[-4000:]
         with open(record) as handle:
-            results = json.load(handle)["results"]
+            self.results = json.load(handle)["results"]
         actions = dict((h, []) for h in HOSTS)
-        for r in results:
+        for r in self.results:
             if r["action"] == "crosshost.ambassador.apply" and r["status"] == "ok":
                 actions[r["host"]].extend((a["action"], a["name"]) for a in r["result"]["actions"])
         return dict((h, sorted(a)) for h, a in actions.items()), counts
 
     def probe_redis(self, host="ver1"):
         """redis PING from a container on host, through its ambassador, with this run's interpreter."""
-        result = run(["ansible"] + self.inventory + [host, "-m", "crosshost.ambassador.probe", "-a",
-                      '{"docker_host": "unix:///run/xh-ver/%s/docker.sock", "image": "crosshost-lab/socat:1", '
-                      '"service": "redis", "port": 6379, "send": "PING\\r\\n", "expect": "+PONG"}' % host]
+        args = {"docker_host": "{{ ambassador_docker_host }}", "image": "{{ ambassador_image }}", "service": "redis",
+                "port": 6379, "send": "PING\r\n", "expect": "+PONG"}
+        result = run(["ansible"] + self.inventory + [host, "-m", "crosshost.ambassador.probe", "-a", json.dumps(args)]
                      + self.extra, cwd=self.tmp_path, env=self.env, bin_dir=self.bin_dir).ok()
         assert "+PONG" in result.output
 
@@ -170,7 +161,6 @@ def _core_version(entry):
 @pytest.mark.parametrize("entry", CORE)
 def test_ansible_test_sanity_and_units_pass_on_each_ansible_core(entry):
     bin_dir = entry_bin(entry)
-    started = time.time()
     version = run([os.path.join(bin_dir, "ansible"), "--version"], bin_dir=bin_dir).ok()
     assert version.output.startswith("ansible [core %s]" % _core_version(entry)), version.output
     result = run([os.path.join(ROOT, "scripts", "ansible-test"), "all", os.path.dirname(bin_dir)], timeout=1800,
@@ -179,13 +169,11 @@ def test_ansible_test_sanity_and_units_pass_on_each_ansible_core(entry):
     units = sum(int(n) for n in re.findall(r"^=+ (\d+) passed", result.output, re.M))
     collected = run(["python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/unit"]).ok()
     assert units and "%d tests collected" % units in collected.output
-    TIMES["%s sanity+units" % entry] = time.time() - started
 
 
 @pytest.mark.parametrize("entry", CORE)
 def test_the_installed_tarball_converges_and_moves_on_each_ansible_core(entry, tarball, matrix_lab, tmp_path):
     bin_dir = entry_bin(entry)
-    started = time.time()
     installed = str(tmp_path / "collections")
     env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": installed}
     run(["ansible-galaxy", "collection", "install", tarball, "-p", installed], cwd=tmp_path, env=env,
@@ -193,12 +181,11 @@ def test_the_installed_tarball_converges_and_moves_on_each_ansible_core(entry, t
     where = run(["ansible-doc", "crosshost.ambassador.apply"], cwd=tmp_path, env=env, bin_dir=bin_dir).ok()
     assert installed in where.output, "ansible-doc did not find the installed copy"
     converge_and_move(Site(matrix_lab, tmp_path, bin_dir, env))
-    TIMES["%s site+move" % entry] = time.time() - started
 
 
 def test_a_controller_upgrade_from_the_lowest_to_the_newest_ansible_core_recreates_nothing(matrix_lab, tmp_path):
     """The spec hash of a container must not depend on the controller's ansible-core (or a new one recreates all)."""
-    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections")}
+    env = CHECKOUT
     Site(matrix_lab, tmp_path, entry_bin("lowest"), env)()
     for entry in CORE[1:]:
         actions, counts = Site(matrix_lab, tmp_path, entry_bin(entry), env)()
@@ -237,12 +224,10 @@ def test_the_apply_modules_unit_tests_pass_on_each_docker_sdk(entry):
 @pytest.mark.parametrize("entry", SDK, ids=_sdk_id)
 def test_the_lab_converges_and_moves_with_the_apply_module_on_each_docker_sdk(entry, matrix_lab, tmp_path):
     python = os.path.join(entry_bin(entry), "python")
-    started = time.time()
     # The checkout's collection on the main controller; only the modules' interpreter changes.
-    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections")}
+    env = CHECKOUT
     site = Site(matrix_lab, tmp_path, VENV_BIN, env, extra=["-e", "ansible_python_interpreter=" + python])
     converge_and_move(site)
-    TIMES["%s converge+move" % _sdk_id(entry)] = time.time() - started
 
 
 # Combinations that cannot work: the module says so in one sentence, on every host, and changes nothing.
@@ -260,7 +245,7 @@ BROKEN = {
 @pytest.mark.parametrize("entry", sorted(BROKEN))
 def test_a_docker_sdk_that_cannot_work_fails_apply_with_one_clear_sentence(entry, matrix_lab, tmp_path):
     python = os.path.join(entry_bin(entry), "python")
-    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections")}
+    env = CHECKOUT
     result = run(["ansible-playbook", "-i", matrix_lab, "-i", TOPOLOGY, "crosshost.ambassador.site",
                   "-e", "ansible_python_interpreter=" + python], cwd=tmp_path, env=env)
     assert result.rc != 0
@@ -281,17 +266,10 @@ def test_the_gathered_default_address_is_read_from_ansible_facts_without_injecte
     lab_inventory = str(tmp_path / "lab.yml")
     with open(lab_inventory, "w") as handle:
         yaml.safe_dump(inventory, handle)
-    record = str(tmp_path / "record.json")
-    env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": os.path.join(VENV_BIN, "..", "collections"),
-           "ANSIBLE_INJECT_FACT_VARS": "False", "ANSIBLE_COLLECTIONS_ON_ANSIBLE_VERSION_MISMATCH": "error",
-           "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS, "ANSIBLE_CALLBACKS_ENABLED": "record_results",
-           "RECORD_RESULTS_FILE": record}
+    site = Site(lab_inventory, tmp_path, bin_dir, dict(CHECKOUT, ANSIBLE_INJECT_FACT_VARS="False"))
     # --check: ver3's address is the machine's own, not its lab namespace's, so nothing is to be applied.
-    result = run(["ansible-playbook", "-i", lab_inventory, "-i", TOPOLOGY, "crosshost.ambassador.site", "--check"],
-                 cwd=tmp_path, env=env, bin_dir=bin_dir).ok()
-    assert "[DEPRECATION WARNING]" not in result.output and "[WARNING]" not in result.output, result.output[-4000:]
-    with open(record) as handle:
-        results = [r for r in json.load(handle)["results"] if r["host"] == "ver3" and r["status"] == "ok"]
+    site("--check")
+    results = [r for r in site.results if r["host"] == "ver3" and r["status"] == "ok"]
     (gathered,) = [r["result"]["ansible_facts"] for r in results if r["action"] == "ansible.builtin.setup"]
     address = gathered["ansible_default_ipv4"]["address"]
     plans = [r["result"]["ansible_facts"]["ambassador_plan"] for r in results
