@@ -171,16 +171,31 @@ def test_ansible_test_sanity_and_units_pass_on_each_ansible_core(entry):
     assert units and "%d tests collected" % units in collected.output
 
 
-@pytest.mark.parametrize("entry", CORE)
-def test_the_installed_tarball_converges_and_moves_on_each_ansible_core(entry, tarball, matrix_lab, tmp_path):
-    bin_dir = entry_bin(entry)
+def installed_site(tarball, lab_inventory, tmp_path, bin_dir):
+    """The tarball installed by that ansible-core's ansible-galaxy into an empty path; runs of site from there."""
     installed = str(tmp_path / "collections")
     env = {"ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_COLLECTIONS_PATH": installed}
     run(["ansible-galaxy", "collection", "install", tarball, "-p", installed], cwd=tmp_path, env=env,
         bin_dir=bin_dir).ok()
     where = run(["ansible-doc", "crosshost.ambassador.apply"], cwd=tmp_path, env=env, bin_dir=bin_dir).ok()
     assert installed in where.output, "ansible-doc did not find the installed copy"
-    converge_and_move(Site(matrix_lab, tmp_path, bin_dir, env))
+    return Site(lab_inventory, tmp_path, bin_dir, env)
+
+
+@pytest.mark.parametrize("entry", CORE)
+def test_the_installed_tarball_converges_and_moves_on_each_ansible_core(entry, tarball, matrix_lab, tmp_path):
+    converge_and_move(installed_site(tarball, matrix_lab, tmp_path, entry_bin(entry)))
+
+
+def test_a_user_of_pip_install_ansible_14_sees_no_version_warning_and_site_converges(tarball, matrix_lab, tmp_path):
+    bin_dir = entry_bin("ansible-14")
+    version = run([os.path.join(bin_dir, "python"), "-m", "pip", "show", "ansible"], bin_dir=bin_dir).ok()
+    assert "Version: %s" % _pins("ansible-14")[1]["ansible"] in version.output
+    site = installed_site(tarball, matrix_lab, tmp_path, bin_dir)
+    site()
+    actions, counts = site()
+    assert actions == dict((h, []) for h in HOSTS) and all(c == 0 for c, _f in counts.values()), counts
+    site.probe_redis()
 
 
 def test_a_controller_upgrade_from_the_lowest_to_the_newest_ansible_core_recreates_nothing(matrix_lab, tmp_path):
