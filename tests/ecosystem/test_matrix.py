@@ -9,9 +9,9 @@ Docker SDK (where the apply module runs): the lowest supported (Debian 12's pyth
 7.1.0 (.venv) and the newest 7.2.0, each: the unit tests of the apply module's engine side and decision, and one
 lab converge and move with the module running on that SDK (ansible_python_interpreter).
 
-Each entry's virtualenv is built by scripts/setup from tests/matrix/<entry>.txt. An entry whose Python the
-machine lacks fails, saying what to install. The lab instance is brought up once for this module and torn down
-after it.
+Each entry's virtualenv is built by `scripts/setup --matrix` (scripts/test runs it) from
+tests/matrix/<entry>.txt. An entry whose Python the machine lacks fails, saying what to install.
+The lab instance is brought up once for this module and torn down after it.
 """
 
 import json
@@ -68,7 +68,7 @@ def entry_bin(entry):
     if not os.path.exists(os.path.join(bin_dir, "python")):
         pytest.fail("matrix entry %s needs CPython %s, and scripts/setup found none (it looks in /usr/bin, "
                     "/usr/local/bin and ~/.pyenv/versions): install CPython %s (e.g. `pyenv install %s`, or your "
-                    "distribution's python%s package), then run scripts/setup" % (entry, python, python, python, python))
+                    "distribution's python%s package), then run scripts/setup --matrix" % (entry, python, python, python, python))
     return bin_dir
 
 
