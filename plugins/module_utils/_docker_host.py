@@ -12,6 +12,8 @@ make sure an image and a network exist. Every failure is raised as
 
 from __future__ import annotations
 
+import re
+import sys
 import traceback
 
 try:
@@ -28,6 +30,42 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
         pass
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
+
+# Docker SDK releases that break under newer libraries beneath them (measured; see the README's support table):
+# (SDK below this, library, from this version, what happens).
+_SDK_BREAKS = (
+    ((7, 1, 0), "requests", (2, 32, 0), "requests 2.32 refuses its unix-socket adapter (Not supported URL scheme "
+                                        "http+docker)"),
+    ((6, 1, 0), "urllib3", (2, 0, 0), "urllib3 2 refuses its unix-socket adapter (Not supported URL scheme "
+                                      "http+docker)"),
+)
+
+
+def _version(text):
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def sdk_problem():
+    """Why the Docker SDK for Python on this host cannot work, as one sentence with the fix; None if it can."""
+    if not HAS_DOCKER:
+        try:
+            from importlib.metadata import version
+            found = version("docker")
+        except Exception:  # not installed at all: missing_required_lib says so
+            return None
+        return ("the Docker SDK for Python (docker) %s is installed but cannot be imported by Python %s (%s). "
+                "Fix: pip install 'docker>=7.1.0'" % (found, sys.version.split()[0],
+                                                      DOCKER_IMPORT_ERROR.strip().splitlines()[-1]))
+    for below, library, since, why in _SDK_BREAKS:
+        try:
+            found = __import__(library).__version__
+        except Exception:
+            continue
+        if _version(docker.__version__) < below and _version(found) >= since:
+            fix = "pip install 'docker>=7.1.0', or '%s<%s'" % (library, ".".join(str(n) for n in since))
+            return ("the Docker SDK for Python (docker) %s cannot work with %s %s: %s. Fix: %s"
+                    % (docker.__version__, library, found, why, fix))
+    return None
 
 
 class EngineError(Exception):

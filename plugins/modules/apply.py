@@ -24,7 +24,8 @@ description:
 author:
   - crosshost.ambassador maintainers (@crosshost)
 requirements:
-  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
+  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
 attributes:
   check_mode:
     support: full
@@ -371,7 +372,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError, sdk_problem)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
@@ -734,6 +736,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    problem = sdk_problem()
+    if problem:
+        module.fail_json(msg="host %s: %s" % (module.params["plan"]["host"], problem))
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     Reconciler(module).run()

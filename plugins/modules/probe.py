@@ -21,7 +21,8 @@ description:
 author:
   - crosshost.ambassador maintainers (@crosshost)
 requirements:
-  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
+  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
 attributes:
   check_mode:
     support: full
@@ -108,7 +109,8 @@ target:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError, sdk_problem)
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
 # answer after sending.
@@ -131,6 +133,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    problem = sdk_problem()
+    if problem:
+        module.fail_json(msg=problem)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     p = module.params

@@ -4,6 +4,7 @@ given only as extra vars, as a survey passes it."""
 
 import json
 import os
+import re
 
 import docker
 import pytest
@@ -17,10 +18,23 @@ def test_ansible_builder_creates_the_build_context(tmp_path):
     run(["ansible-builder", "create", "-f", os.path.join(ROOT, "execution-environment.yml"), "-c", context]).ok()
     files = os.listdir(context)
     assert "Containerfile" in files or "Dockerfile" in files
+    # The Python requirements are requirements.txt's, without its development ansible-core pin.
+    with open(os.path.join(ROOT, "requirements.txt")) as handle:
+        runtime = sorted(line for line in handle.read().splitlines() if "==" in line and not line.startswith("ansible-core"))
     with open(os.path.join(context, "_build", "requirements.txt")) as handle:
-        assert "docker==" in handle.read()
+        assert sorted(line for line in handle.read().splitlines() if line.strip()) == runtime
     with open(os.path.join(context, "_build", "bindep.txt")) as handle:
         assert "graphviz" in handle.read()
+    # The base has Python 3.12 or later, and the image gets the newest ansible-core of the support matrix.
+    with open(os.path.join(context, [n for n in files if n in ("Containerfile", "Dockerfile")][0])) as handle:
+        build = handle.read()
+    python = re.search(r'^ARG PYCMD="/usr/bin/python(3\.\d+)"$', build, re.M).group(1)
+    assert tuple(int(n) for n in python.split(".")) >= (3, 12)
+    assert re.search(r'^ARG EE_BASE_IMAGE="quay.io/centos/centos:stream10"$', build, re.M)
+    with open(os.path.join(ROOT, "tests", "matrix", "core-2.21.txt")) as handle:
+        newest = re.search(r"^ansible-core==\S+$", handle.read(), re.M).group(0)
+    refs = re.search(r'^ARG ANSIBLE_INSTALL_REFS="([^"]*)"$', build, re.M).group(1).split()
+    assert newest in refs and [r for r in refs if r.startswith("ansible-core")] == [newest]
 
 
 @pytest.fixture(scope="module")

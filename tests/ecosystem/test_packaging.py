@@ -11,7 +11,7 @@ import pytest
 from ecosystem_helpers import CLEAN_CFG, LOWEST_BIN, VENV_BIN, run
 
 # What a user of the collection does not need, and must not get.
-NOT_SHIPPED = ("tests/", "scripts/", "molecule/", "inventory/", "collections/", ".venv", ".ci/", ".git",
+NOT_SHIPPED = ("tests/", "scripts/", "molecule/", "inventory/", "collections/", ".venv", ".matrix", ".ci/", ".git",
                "__pycache__", ".pyc", "execution-environment.yml", "ansible.cfg", ".ansible", "playbooks/vars/",
                ".pytest_cache", ".benchmarks")
 
