@@ -38,7 +38,8 @@ ARGUMENT_SPEC = dict(
     tls_verify=dict(type="bool"),
     ca_path=dict(type="str"),
     client_cert=dict(type="str"),
-    client_key=dict(type="str"),
+    # A path, not the key itself.
+    client_key=dict(type="str", no_log=False),
     tls_hostname=dict(type="str"),
     api_version=dict(type="str"),
     use_ssh_client=dict(type="bool"),

@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from conftest import ROOT, ansible_playbook
@@ -41,6 +42,15 @@ def down(tmpdir):
     run, seconds = lab_playbook(tmpdir, "-e", "lab_state=absent")
     assert run.rc == 0, run.output[-4000:]
     return run, seconds
+
+
+@pytest.fixture(scope="module")
+def eng(tmp_path_factory):
+    """The instance, up for one test module (import this fixture there) and torn down after it."""
+    tmpdir = tmp_path_factory.mktemp("eng-runs")
+    up(tmpdir)
+    yield tmpdir
+    down(tmpdir)
 
 
 def socket_url(host):

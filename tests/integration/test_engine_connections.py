@@ -19,6 +19,7 @@ import yaml
 from docker.tls import TLSConfig
 
 import eng_lab
+from eng_lab import eng  # noqa: F401 pylint: disable=unused-import  (the module-scoped instance)
 from conftest import ansible_playbook, exec_ok
 
 TLS_HOST = "eng3"
@@ -35,14 +36,6 @@ SERVICES = {
     "echo": {"host": "eng1", "port": 7777, "image": "{{ lab_client_image }}",
              "command": ["socat", "TCP-LISTEN:7777,fork,reuseaddr", "EXEC:/bin/cat"], "consumers": ["eng2", TLS_HOST]},
 }
-
-
-@pytest.fixture(scope="module")
-def eng(tmp_path_factory):
-    tmpdir = tmp_path_factory.mktemp("eng-runs")
-    eng_lab.up(tmpdir)
-    yield tmpdir
-    eng_lab.down(tmpdir)
 
 
 @pytest.fixture(autouse=True)
@@ -134,8 +127,8 @@ def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects
     bare = str(tmp_path / "inventory.yml")
     _write(bare, inventory)
     # Something to do on eng3: its ambassador of echo is gone.
-    tls_client().containers.get("echo_ambassador").remove(force=True) if "echo_ambassador" in containers(tls_client()) \
-        else None
+    if "echo_ambassador" in containers(tls_client()):
+        tls_client().containers.get("echo_ambassador").remove(force=True)
     monkeypatch.setenv("DOCKER_HOST", TLS_URL)
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", CLIENT_DIR)

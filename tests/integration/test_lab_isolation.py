@@ -15,17 +15,10 @@ import docker
 import pytest
 
 import eng_lab
+from eng_lab import eng  # noqa: F401 pylint: disable=unused-import  (the module-scoped instance)
 
 # An address outside the lab that nothing should ever be sent to (TEST-NET-1).
 OUTSIDE = "192.0.2.1"
-
-
-@pytest.fixture(scope="module")
-def eng(tmp_path_factory):
-    tmpdir = tmp_path_factory.mktemp("eng-runs")
-    eng_lab.up(tmpdir)
-    yield tmpdir
-    eng_lab.down(tmpdir)
 
 
 def _reject_counts(host):
@@ -123,7 +116,7 @@ def test_absent_leaves_nothing_even_after_an_engine_was_killed_and_the_lab_comes
     left = eng_lab.leftovers()
     assert left == {k: [] for k in left}, left
 
-    again, _ = eng_lab.down(eng)
+    again, _seconds = eng_lab.down(eng)
     assert again.changed() == {"localhost": 0}, again.output[-3000:]
 
     _run, up_seconds = eng_lab.up(eng)

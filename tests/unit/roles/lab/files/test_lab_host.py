@@ -8,8 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))))
 HELPER = os.path.join(ROOT, "roles", "lab", "files", "lab_host.py")
 _spec = importlib.util.spec_from_file_location("lab_host", HELPER)
@@ -58,8 +56,8 @@ def test_egress_rules_let_only_the_lab_subnet_through():
     assert lab_host.egress_rules("10.77.14.0/24", 6) == [
         "-N LAB-EGRESS", "-A LAB-EGRESS -m comment --comment crosshost-lab -j REJECT --reject-with icmp6-port-unreachable"]
     # The engine's own traffic (OUTPUT) and its containers' (DOCKER-USER, which Docker never flushes).
-    assert [chain for chain, _ in lab_host.egress_jumps(4)] == ["OUTPUT", "DOCKER-USER"]
-    assert all(jump[:2] == ["-o", "eth0"] for _, jump in lab_host.egress_jumps(4) + lab_host.egress_jumps(6))
+    assert [chain for chain, _jump in lab_host.egress_jumps(4)] == ["OUTPUT", "DOCKER-USER"]
+    assert all(jump[:2] == ["-o", "eth0"] for _chain, jump in lab_host.egress_jumps(4) + lab_host.egress_jumps(6))
 
 
 def test_cgroup_dirs_of_one_engine_in_every_hierarchy(tmp_path):
@@ -141,14 +139,14 @@ def _main(args, capsys):
 
 def test_usage_and_incomplete_specs_are_refused_with_a_sentence(capsys):
     assert _main(["frobnicate", "{}"], capsys)[0] == 2
-    code, _, err = _main(["absent", json.dumps({"name": "x"})], capsys)
+    code, _out, err = _main(["absent", json.dumps({"name": "x"})], capsys)
     assert code == 1 and "the spec lacks netns_dir" in err
-    code, _, err = _main(["present", "not json"], capsys)
+    code, _out, err = _main(["present", "not json"], capsys)
     assert code == 1 and err.startswith("lab_host.py present: ")
 
 
 def test_arch_prints_json(capsys):
-    code, out, _ = _main(["arch"], capsys)
+    code, out, _err = _main(["arch"], capsys)
     assert code == 0 and json.loads(out)["multiarch"] == lab_host.multiarch()
 
 
