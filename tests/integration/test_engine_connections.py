@@ -19,7 +19,8 @@ import yaml
 from docker.tls import TLSConfig
 
 import eng_lab
-from eng_lab import eng  # noqa: F401 pylint: disable=unused-import  (the module-scoped instance)
+# The module-scoped instance.
+from eng_lab import eng  # noqa: F401 pylint: disable=unused-import
 from conftest import ansible_playbook, exec_ok
 
 TLS_HOST = "eng3"
@@ -117,8 +118,8 @@ def test_tls_engine_reached_through_the_variables(eng, topology):
     assert again.rc == 0 and again.changed() == dict((h, 0) for h in eng_lab.HOSTS), again.output[-4000:]
 
 
-def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects_it(eng, topology, tmp_path,
-                                                                                   monkeypatch):
+def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects_it(
+        eng, topology, tmp_path, monkeypatch):
     with open(eng_lab.INVENTORY) as handle:
         inventory = yaml.safe_load(handle)
     host = inventory["all"]["children"]["lab"]["hosts"][TLS_HOST]

@@ -15,7 +15,8 @@ import docker
 import pytest
 
 import eng_lab
-from eng_lab import eng  # noqa: F401 pylint: disable=unused-import  (the module-scoped instance)
+# The module-scoped instance.
+from eng_lab import eng  # noqa: F401 pylint: disable=unused-import
 
 # An address outside the lab that nothing should ever be sent to (TEST-NET-1).
 OUTSIDE = "192.0.2.1"
