@@ -108,7 +108,28 @@ def test_the_tls_engine_listens_only_on_tcp_with_mutual_tls(eng):
     assert tls_client().version()["ApiVersion"]
 
 
-def test_tls_engine_reached_through_the_variables(eng, topology):
+PROBE_PLAYBOOK = """
+- name: Probe echo from the TLS host
+  hosts: eng3
+  gather_facts: false
+  tasks:
+    - name: Probe echo
+      crosshost.ambassador.probe:
+        docker:
+          host: "{{ ambassador_docker_host }}"
+          tls_verify: "{{ ambassador_docker_tls_verify }}"
+          ca_path: "{{ ambassador_docker_ca_path }}"
+          client_cert: "{{ ambassador_docker_client_cert }}"
+          client_key: "{{ ambassador_docker_client_key }}"
+        image: "{{ ambassador_image }}"
+        service: echo
+        port: 7777
+        send: "hello-tls\\n"
+        expect: hello-tls
+"""
+
+
+def test_tls_engine_reached_through_the_variables(eng, topology, tmp_path):
     assert os.environ["REQUESTS_CA_BUNDLE"] == SYSTEM_BUNDLE
     run = site(eng, topology)
     assert run.rc == 0, run.output[-6000:]
@@ -116,6 +137,12 @@ def test_tls_engine_reached_through_the_variables(eng, topology):
     assert redis_from_eng1() == "PONG"
     again = site(eng, topology)
     assert again.rc == 0 and again.changed() == dict((h, 0) for h in eng_lab.HOSTS), again.output[-4000:]
+    # probe reaches the engine the same way (connect()): echo on eng1, from eng3, through eng3's ambassador.
+    playbook = tmp_path / "probe.yml"
+    playbook.write_text(PROBE_PLAYBOOK)
+    probe = ansible_playbook(["-i", eng_lab.INVENTORY, "-i", str(topology), str(playbook)], eng)
+    assert probe.rc == 0, probe.output[-4000:]
+    assert "hello-tls" in probe.results_of("crosshost.ambassador.probe")[TLS_HOST]["result"]["received"]
 
 
 def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects_it(
