@@ -14,6 +14,7 @@ import uuid
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLES as CONNECTION_VARIABLES
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
 
@@ -103,6 +104,10 @@ class ActionModule(ActionBase):
             hv = hostvars[host]  # each read templates the variable: read each once
             values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
             entry = dict((key, value) for key, value in values if value is not None)
+            connection = ((key, hv.get(var)) for var, key in CONNECTION_VARIABLES if key != "host")
+            entry["docker"] = dict((key, value) for key, value in connection if value is not None)
+            # The module runs on this machine: the TLS files it will read must be here.
+            entry["local"] = hv.get("ansible_connection") == "local"
             if not entry.get("advertise_address"):
                 entry["advertise_address"] = _default_address(hv)
             settings[host] = entry
@@ -110,7 +115,8 @@ class ActionModule(ActionBase):
         summary = {}
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
-                                  placement=placement, dataplane=dataplane, summary=summary)
+                                  placement=placement, dataplane=dataplane, summary=summary,
+                                  file_exists=os.path.isfile)
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result

@@ -8,17 +8,24 @@
 Small on purpose: list containers and networks, create/start/remove a container,
 make sure an image and a network exist. Every failure is raised as
 :class:`EngineError` with a sentence a user can act on, never a traceback.
+
+:func:`connect` is the one way the modules reach an engine: from a host's connection
+settings (a plan's ``docker``), filled from the module's environment
+(``_connection.resolve``), with the SDK's own ``TLSConfig``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import traceback
 
 try:
     import docker
+    import requests.adapters
     from docker.errors import NotFound
+    from docker.tls import TLSConfig
     from docker.utils import parse_repository_tag
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
@@ -29,6 +36,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     class NotFound(Exception):
         pass
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLE, resolve
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
 
 # Docker SDK releases that break under newer libraries beneath them (measured; see the README's support table):
@@ -68,6 +76,16 @@ def sdk_problem():
     return None
 
 
+# The lowest Docker SDK for Python the modules are tested with (Debian 12's python3-docker; README: Supported versions).
+MIN_SDK = (5, 0)
+# Where each TLS file comes from when the inventory does not say: DOCKER_CERT_PATH's file names.
+_FILE_FIX = {
+    "ca_path": "the CA certificate that signed the engine's certificate",
+    "client_cert": "a client certificate signed by a CA the engine trusts (dockerd --tlscacert)",
+    "client_key": "the key of that client certificate",
+}
+
+
 class EngineError(Exception):
     """A Docker engine could not do what was asked; the message says why."""
 
@@ -80,15 +98,126 @@ def _reason(exc):
     return text.strip() or exc.__class__.__name__
 
 
-class DockerHost(object):
-    """One Docker engine, reached at ``url``."""
+def _sdk_version():
+    parts = []
+    for part in getattr(docker, "__version__", "0").split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
-    def __init__(self, url, timeout=60):
-        self.url = url
+
+def _text(exc):
+    """Everything an exception and its causes say, for recognising TLS failures."""
+    seen, out = set(), []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        out.append(repr(exc))
+        response = getattr(exc, "response", None)
+        if response is not None:
+            out.append(getattr(response, "text", "") or "")
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(out)
+
+
+def _source(conn, key):
+    return conn["sources"].get(key, "default")
+
+
+def explain(exc, conn):
+    """One sentence for a failure to connect: what went wrong, with which URL or file, and the fix."""
+    url, tls, text = conn["url"], conn["tls"], _text(exc)
+    if "Client sent an HTTP request to an HTTPS server" in text:
+        return ("the Docker engine at %s speaks TLS, and no TLS is configured for it. Fix: set %s: true with %s, "
+                "%s and %s (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH in the module's environment)"
+                % (url, VARIABLE["tls_verify"], VARIABLE["ca_path"], VARIABLE["client_cert"], VARIABLE["client_key"]))
+    if tls and ("Hostname mismatch" in text or "IP address mismatch" in text or "doesn't match" in text):
+        return ("the certificate of the Docker engine at %s is not valid for that name or address. Fix: set %s to a "
+                "name its certificate carries" % (url, VARIABLE["tls_hostname"]))
+    if tls and "CERTIFICATE_VERIFY_FAILED" in text:
+        return ("the certificate of the Docker engine at %s is not signed by the CA in %s (from %s). Fix: point %s "
+                "(or DOCKER_CERT_PATH's ca.pem) at the CA that signed the engine's certificate"
+                % (url, tls["ca_cert"] or "the system's bundle", _source(conn, "ca_path"), VARIABLE["ca_path"]))
+    if tls and ("ALERT_BAD_CERTIFICATE" in text or "ALERT_UNKNOWN_CA" in text or "CERTIFICATE_REQUIRED" in text
+                or "alert bad certificate" in text or "alert unknown ca" in text):
+        if tls["client_cert"]:
+            return ("the Docker engine at %s refused the client certificate %s (from %s): it is not signed by a CA "
+                    "the engine trusts. Fix: use a client certificate signed by the CA of the engine's --tlscacert"
+                    % (url, tls["client_cert"], _source(conn, "client_cert")))
+        return ("the Docker engine at %s wants a client certificate, and none is configured. Fix: set %s and %s "
+                "(or DOCKER_CERT_PATH with cert.pem and key.pem)" % (url, VARIABLE["client_cert"], VARIABLE["client_key"]))
+    if "paramiko" in text.lower():
+        return ("the Docker SDK for Python reaches %s (ssh://) only with the package paramiko installed, even when it "
+                "runs the OpenSSH client (%s). Fix: install paramiko for the interpreter that runs the module, or run "
+                "the module on the Docker host over SSH with its local socket" % (url, VARIABLE["use_ssh_client"]))
+    return "cannot reach the Docker engine at %s: %s" % (url, _reason(exc))
+
+
+class _HostnameAdapter(requests.adapters.HTTPAdapter if HAS_DOCKER else object):
+    """HTTPS to an engine whose certificate names it otherwise than its URL does (ambassador_docker_tls_hostname)."""
+
+    def __init__(self, hostname, **kwargs):
+        self._hostname = hostname
+        super(_HostnameAdapter, self).__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["assert_hostname"] = self._hostname
+        kwargs["server_hostname"] = self._hostname
+        return super(_HostnameAdapter, self).init_poolmanager(*args, **kwargs)
+
+
+def connect(settings, timeout=60, environ=None):
+    """The engine a host's connection settings (a plan's ``docker``) lead to, filled from ``environ``
+    (default: this process's environment) where they are unset; see ``_connection.resolve``."""
+    conn = resolve(settings or {}, os.environ if environ is None else environ)
+    return DockerHost(conn["url"], timeout=timeout, connection=conn)
+
+
+class DockerHost(object):
+    """One Docker engine, reached at ``url`` (or as ``connection``, a ``_connection.resolve`` result, says)."""
+
+    def __init__(self, url, timeout=60, connection=None):
+        conn = connection or resolve({"host": url}, {})
+        self.url = conn["url"]
+        if _sdk_version() < MIN_SDK:
+            raise EngineError("the Docker SDK for Python on this host is %s; crosshost.ambassador needs %s or later. "
+                              "Fix: install the package docker>=%s for the interpreter that runs the module (%s)"
+                              % (docker.__version__, ".".join(map(str, MIN_SDK)), ".".join(map(str, MIN_SDK)),
+                                 os.sys.executable))
+        tls = False
+        if conn["tls"]:
+            t = conn["tls"]
+            for key, path in (("ca_path", t["ca_cert"]), ("client_cert", t["client_cert"]), ("client_key", t["client_key"])):
+                if path and not os.path.isfile(path):
+                    raise EngineError("%s (from %s) does not exist on this host, for the Docker engine at %s. Fix: "
+                                      "put %s there, or point %s elsewhere"
+                                      % (path, _source(conn, key), self.url, _FILE_FIX[key], VARIABLE[key]))
+            try:
+                tls = TLSConfig(client_cert=(t["client_cert"], t["client_key"]) if t["client_cert"] else None,
+                                ca_cert=t["ca_cert"], verify=t["verify"])
+            except Exception as exc:  # docker.errors.TLSParameterError
+                raise EngineError("the TLS settings for the Docker engine at %s are incomplete: %s"
+                                  % (self.url, _reason(exc)))
         try:
-            self.api = docker.APIClient(base_url=url, timeout=timeout, version="auto")
-        except Exception as exc:  # socket and URL errors surface in many forms
-            raise EngineError("cannot reach the Docker engine at %s: %s" % (url, _reason(exc)))
+            self.api = self._client(conn, timeout, tls, conn["version"] if conn["version"] != "auto" else None)
+            if conn["version"] == "auto":
+                # As the SDK's version="auto" does, but after the client is set up (see _client).
+                server = self.api.version(api_version=False)["ApiVersion"]
+                self.api = self._client(conn, timeout, tls, server)
+        except EngineError:
+            raise
+        except Exception as exc:  # socket, TLS and URL errors surface in many forms
+            raise EngineError(explain(exc, conn))
+
+    @staticmethod
+    def _client(conn, timeout, tls, version):
+        api = docker.APIClient(base_url=conn["url"], timeout=timeout, tls=tls, version=version or "1.24",
+                               use_ssh_client=conn["use_ssh_client"])
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set in many execution environments) replace
+        # the CA a TLSConfig names; the engine's own CA must be used. (Also: no proxy from the environment.)
+        api.trust_env = False
+        if conn["tls"] and conn["tls"]["hostname"]:
+            api.mount("https://", _HostnameAdapter(conn["tls"]["hostname"]))
+        return api
 
     def _failed(self, what, exc):
         return EngineError("%s failed on the Docker engine at %s: %s" % (what, self.url, _reason(exc)))

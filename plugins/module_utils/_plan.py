@@ -28,6 +28,7 @@ import gc
 import ipaddress
 import re
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import check_settings
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
     DATAPLANES, DEFAULT_DATAPLANE, TLS_MOUNT, ambassador_process)
 
@@ -35,7 +36,6 @@ DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
 # command this planner generates runs on it unchanged.
 DEFAULT_IMAGE = "docker.io/alpine/socat:1.8.0.3"
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 RESTART_POLICY = "unless-stopped"
 AMBASSADOR_SUFFIX = "_ambassador"
 
@@ -80,7 +80,6 @@ _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
-_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|npipe|http|https)://\S+$")
 
 
 class Problem(object):
@@ -413,8 +412,8 @@ def _check_address(c, host, hv):
     return addr
 
 
-def _host_settings(c, host, hv):
-    """Validate a host's own settings; return (network, image, docker_host, tls_dir, kernel_image)."""
+def _host_settings(c, host, hv, file_exists=None):
+    """Validate a host's own settings; return (network, image, docker, tls_dir, kernel_image)."""
     network = hv.get("network") or DEFAULT_NETWORK
     if not isinstance(network, str) or not _NETWORK_NAME.match(network):
         c.add("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
@@ -423,10 +422,14 @@ def _host_settings(c, host, hv):
     if not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image):
         c.add("%s: ambassador_image" % host, "%r is not an image reference" % (image,),
               "use a socat image such as %s" % DEFAULT_IMAGE)
-    docker_host = hv.get("docker_host") or DEFAULT_DOCKER_HOST
-    if not isinstance(docker_host, str) or not _DOCKER_HOST.match(docker_host):
-        c.add("%s: ambassador_docker_host" % host, "%r is not a Docker API URL" % (docker_host,),
-              "use e.g. unix:///var/run/docker.sock or tcp://host:2376")
+    # How the module reaches the engine: unset settings are filled on the host from the module's
+    # environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, ...), else the local socket.
+    docker_settings = dict(hv.get("docker") or {})
+    if "docker_host" in hv:
+        docker_settings["host"] = hv["docker_host"]
+    docker, problems = check_settings(docker_settings, file_exists if hv.get("local") else None)
+    for variable, what, fix in problems:
+        c.add("%s: %s" % (host, variable), what, fix)
     tls_dir = hv.get("tls_dir") or DEFAULT_TLS_DIR % host
     if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or ":" in tls_dir:
         c.add("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
@@ -435,7 +438,7 @@ def _host_settings(c, host, hv):
     if kernel_image is not None and (not isinstance(kernel_image, str) or any(ch.isspace() for ch in kernel_image)):
         c.add("%s: ambassador_kernel_image" % host, "%r is not an image reference" % (kernel_image,),
               "use an image with /bin/sh, iptables-restore and getent")
-    return network, image, docker_host, tls_dir, kernel_image
+    return network, image, docker, tls_dir, kernel_image
 
 
 def parse_placement(value):
@@ -498,15 +501,17 @@ def _apply_placement(c, services, placement, known_hosts):
 
 
 def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None,
-                  summary=None):
+                  summary=None, file_exists=None):
     """Validate the topology and derive each host's plan.
 
     :param services: the value of ``ambassador_services`` (service name -> spec).
     :param hosts: inventory hostname -> that host's settings, a dict with the
         optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
         ``bind_address``, ``source_address``, ``network``, ``image`` and
-        ``docker_host`` (each the ``ambassador_`` variable of that name). A plan is
-        made for each of them.
+        ``docker_host`` (each the ``ambassador_`` variable of that name), ``docker``
+        (the other connection settings, keys of ``_connection.VARIABLES``) and ``local``
+        (true when the module runs on this machine, so its TLS files must be here). A plan
+        is made for each of them.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
     :param known_hosts: every inventory hostname (default: the keys of ``hosts``).
     :param tls: ``ambassador_tls``: mutual TLS between ambassadors for every
@@ -519,6 +524,8 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     :param summary: a dict to fill with what concerns the topology as a whole, for the steps
         that coordinate hosts: ``stop_first`` (the services the collection runs that move
         stop-first) and ``service_hosts`` (service -> its provider and consumer hosts).
+    :param file_exists: asked whether each TLS file of a ``local`` host exists (e.g. ``os.path.isfile``);
+        None checks no file.
     :returns: hostname -> plan (see :func:`_host_plan`), in the order of ``hosts``.
     :raises TopologyError: listing every problem; nothing should be applied then.
     """
@@ -573,7 +580,7 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     consumes = {}
     for host in hosts:
         hv = hosts[host] or {}
-        settings[host] = _host_settings(c, host, hv)
+        settings[host] = _host_settings(c, host, hv, file_exists)
         wanted = set()
         for i, name in enumerate(_string_list(c, "%s: ambassador_consumes" % host, hv.get("consumes"), "service name")):
             if name not in services:
@@ -685,7 +692,7 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
     ``shared`` caches, per service, what is the same on every consumer host (the consumer-side
     process and env, the link-style environment), so that it is built once, not once per host.
     """
-    network, image, docker_host, tls_dir, kernel_image = host_settings
+    network, image, docker, tls_dir, kernel_image = host_settings
     containers = []
     environment = {}
     for name in sorted(set(provided).union(n for n in consumed if n in services)):
@@ -759,7 +766,8 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
             ct["volumes"] = ["%s:%s:ro" % (tls_dir, TLS_MOUNT)]
     return {
         "host": host,
-        "docker_host": docker_host,
+        "docker_host": docker["host"],
+        "docker": docker,
         "network": network,
         "containers": containers,
         "consumes": sorted(consumed),

@@ -48,9 +48,47 @@ options:
         type: str
         required: true
       docker_host:
-        description: The Docker API URL of the host's engine, from C(ambassador_docker_host).
+        description:
+          - The Docker API URL of the host's engine, from C(ambassador_docker_host); the same as O(plan.docker.host).
+          - Unset (null), the module's environment variable E(DOCKER_HOST) is used, else C(unix:///var/run/docker.sock).
         type: str
-        required: true
+      docker:
+        description:
+          - How the module reaches the host's engine, from the host's C(ambassador_docker_*) variables.
+          - Each setting left null is taken from the module's environment, as the Docker CLI reads it.
+            TLS settings given by variables replace those of the environment one by one.
+          - The engine's own CA is used even when E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) is set
+            (requests would otherwise verify against that bundle); proxies from the environment are not used.
+        type: dict
+        suboptions:
+          host:
+            description: C(ambassador_docker_host); else E(DOCKER_HOST), else C(unix:///var/run/docker.sock).
+            type: str
+          tls_verify:
+            description:
+              - C(ambassador_docker_tls_verify); else true when E(DOCKER_TLS_VERIFY) is set and not empty.
+              - TLS is used for a C(tcp://) URL when this is true or a CA or client certificate is given.
+            type: bool
+          ca_path:
+            description: C(ambassador_docker_ca_path), the CA certificate that signed the engine's; else C(ca.pem) in E(DOCKER_CERT_PATH).
+            type: str
+          client_cert:
+            description: C(ambassador_docker_client_cert); else C(cert.pem) in E(DOCKER_CERT_PATH).
+            type: str
+          client_key:
+            description: C(ambassador_docker_client_key); else C(key.pem) in E(DOCKER_CERT_PATH).
+            type: str
+          tls_hostname:
+            description: C(ambassador_docker_tls_hostname), the name to expect in the engine's certificate; else E(DOCKER_TLS_HOSTNAME), else the URL's host.
+            type: str
+          api_version:
+            description: C(ambassador_docker_api_version); else E(DOCKER_API_VERSION), else V(auto) (the engine's).
+            type: str
+          use_ssh_client:
+            description:
+              - C(ambassador_docker_use_ssh_client), for C(ssh://) URLs; default true, the OpenSSH client
+                (the SDK's C(use_ssh_client)). The SDK still needs the package paramiko installed for C(ssh://).
+            type: bool
       network:
         description: The user-defined bridge network that services, ambassadors and consumers share.
         type: str
@@ -372,8 +410,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError, sdk_problem)
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
@@ -387,10 +426,10 @@ def _public(action):
 class LeaseKeeper(threading.Thread):
     """Renews the run's lock on the engine while the module works (a pull can outlast a lease)."""
 
-    def __init__(self, url, timeout, run_id, every):
+    def __init__(self, engine, run_id, every):
         super(LeaseKeeper, self).__init__()
         self.daemon = True
-        self.engine = DockerHost(url, timeout=timeout)
+        self.engine = engine
         self.run_id, self.every = run_id, every
         self.lost = None
         self.done = threading.Event()
@@ -442,7 +481,7 @@ class Reconciler(object):
     def __init__(self, module):
         self.module = module
         self.plan = module.params["plan"]
-        self.where = "host %s (Docker engine at %s)" % (self.plan["host"], self.plan["docker_host"])
+        self.where = "host %s" % self.plan["host"]
         self.done = []
         self.undo = []
         self.before = {}
@@ -454,7 +493,8 @@ class Reconciler(object):
     def run(self):
         plan, params, check_mode = self.plan, self.module.params, self.module.check_mode
         try:
-            engine = DockerHost(plan["docker_host"], timeout=params["timeout"])
+            engine = self._connect()
+            self.where = "host %s (Docker engine at %s)" % (plan["host"], engine.url)
             existing = engine.containers()
         except EngineError as exc:
             self.fail(str(exc))
@@ -556,9 +596,12 @@ class Reconciler(object):
         except LockError as exc:
             self.fail(str(exc))
         lease = int(lock.get("lease") or 60)
-        self.keeper = LeaseKeeper(self.plan["docker_host"], self.module.params["timeout"], lock["id"],
-                                  max(1.0, lease / 3.0))
+        # A client of its own: the module's one is busy with the steps meanwhile.
+        self.keeper = LeaseKeeper(self._connect(), lock["id"], max(1.0, lease / 3.0))
         self.keeper.start()
+
+    def _connect(self):
+        return connect(dict(self.plan["docker"] or {}, host=self.plan["docker_host"]), timeout=self.module.params["timeout"])
 
     def _volumes_left(self, steps):
         left = {}
@@ -683,7 +726,8 @@ def main():
         argument_spec=dict(
             plan=dict(type="dict", required=True, options=dict(
                 host=dict(type="str", required=True),
-                docker_host=dict(type="str", required=True),
+                docker_host=dict(type="str"),
+                docker=dict(type="dict", options=CONNECTION_OPTIONS),
                 network=dict(type="str", required=True),
                 containers=dict(type="list", elements="dict", required=True, options=dict(
                     name=dict(type="str", required=True),

@@ -37,7 +37,7 @@ attributes:
     description: Taking a lock the run holds renews it; releasing one it does not hold does nothing.
 options:
   plan:
-    description: The host's plan from M(crosshost.ambassador.plan); its C(docker_host) and C(image) are used.
+    description: The host's plan from M(crosshost.ambassador.plan); its connection (C(docker_host), C(docker)) and C(image) are used.
     type: dict
     required: true
   run:
@@ -94,7 +94,8 @@ waited_for:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, acquire, release
 
 
@@ -110,15 +111,18 @@ def main():
         ),
         supports_check_mode=True,
     )
+    problem = sdk_problem()
+    if problem:
+        module.fail_json(msg=problem)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     params, plan = module.params, module.params["plan"]
-    where = "host %s (Docker engine at %s)" % (plan.get("host"), plan.get("docker_host"))
+    where = "host %s (Docker engine at %s)" % (plan.get("host"), plan.get("docker_host") or "the default")
     result = {"changed": False, "acquired": False, "waited": 0.0, "waited_for": None}
     if module.check_mode:
         module.exit_json(**result)
     try:
-        engine = DockerHost(plan["docker_host"], timeout=params["timeout"])
+        engine = connect(dict(plan.get("docker") or {}, host=plan.get("docker_host")), timeout=params["timeout"])
         if params["state"] == "absent":
             result["acquired"] = release(engine, params["run"]["id"])
         else:

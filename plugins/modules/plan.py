@@ -14,7 +14,12 @@ version_added: 0.1.0
 description:
   - Reads C(ambassador_services) and, for every inventory host, C(ambassador_consumes),
     C(ambassador_advertise_address), C(ambassador_network), C(ambassador_image), C(ambassador_kernel_image)
-    and C(ambassador_docker_host), and returns one plan per host for M(crosshost.ambassador.apply).
+    and the connection settings C(ambassador_docker_host), C(ambassador_docker_tls_verify), C(ambassador_docker_ca_path),
+    C(ambassador_docker_client_cert), C(ambassador_docker_client_key), C(ambassador_docker_tls_hostname),
+    C(ambassador_docker_api_version) and C(ambassador_docker_use_ssh_client), and returns one plan per host for
+    M(crosshost.ambassador.apply).
+  - The connection settings are checked with the rest; the TLS files of hosts with C(ansible_connection=local)
+    (whose modules run on the controller) must exist here.
   - Runs on the controller and contacts no host. Run it once (C(run_once)); every host's plan is in
     the result.
   - "The whole topology is validated first. When anything is wrong the task fails and lists every
@@ -124,8 +129,14 @@ plans:
       description: The hostname.
       type: str
     docker_host:
-      description: The Docker API URL of the host.
+      description: The Docker API URL of the host (C(ambassador_docker_host)), or null to use the module's E(DOCKER_HOST), else the local socket.
       type: str
+    docker:
+      description: >-
+        How the module reaches the engine: C(host), C(tls_verify), C(ca_path), C(client_cert), C(client_key),
+        C(tls_hostname), C(api_version), C(use_ssh_client) from the C(ambassador_docker_*) variables; null
+        ones are taken from the module's environment.
+      type: dict
     network:
       description: The shared network.
       type: str

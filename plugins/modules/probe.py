@@ -35,9 +35,40 @@ attributes:
     description: Never reports a change.
 options:
   docker_host:
-    description: The Docker API URL of the host to probe from (C(ambassador_docker_host)).
+    description:
+      - The Docker API URL of the host to probe from (C(ambassador_docker_host)); the same as O(docker.host).
+      - Unset, the module's environment variable E(DOCKER_HOST) is used, else C(unix:///var/run/docker.sock).
     type: str
-    required: true
+  docker:
+    description:
+      - How to reach the engine, as in M(crosshost.ambassador.apply)'s C(plan.docker); pass the host's plan's,
+        C({{ ambassador_plan.docker }}). Settings left null come from the module's environment.
+    type: dict
+    suboptions:
+      host:
+        description: C(ambassador_docker_host); else E(DOCKER_HOST), else the local socket.
+        type: str
+      tls_verify:
+        description: C(ambassador_docker_tls_verify); else E(DOCKER_TLS_VERIFY).
+        type: bool
+      ca_path:
+        description: C(ambassador_docker_ca_path); else C(ca.pem) in E(DOCKER_CERT_PATH).
+        type: str
+      client_cert:
+        description: C(ambassador_docker_client_cert); else C(cert.pem) in E(DOCKER_CERT_PATH).
+        type: str
+      client_key:
+        description: C(ambassador_docker_client_key); else C(key.pem) in E(DOCKER_CERT_PATH).
+        type: str
+      tls_hostname:
+        description: C(ambassador_docker_tls_hostname); else E(DOCKER_TLS_HOSTNAME).
+        type: str
+      api_version:
+        description: C(ambassador_docker_api_version); else E(DOCKER_API_VERSION), else V(auto).
+        type: str
+      use_ssh_client:
+        description: C(ambassador_docker_use_ssh_client), for C(ssh://) URLs (default true).
+        type: bool
   network:
     description: The shared network (C(ambassador_network)).
     type: str
@@ -77,7 +108,7 @@ seealso:
 EXAMPLES = r"""
 - name: Redis on another host answers PING, from host1, by its name
   crosshost.ambassador.probe:
-    docker_host: "{{ ambassador_docker_host }}"
+    docker: "{{ ambassador_plan.docker }}"
     image: "{{ ambassador_image }}"
     service: redis
     port: 6379
@@ -109,8 +140,9 @@ target:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, DockerHost, EngineError, sdk_problem)
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
 # answer after sending.
@@ -121,7 +153,8 @@ PROBE_LABEL = "crosshost.ambassador.probe"
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            docker_host=dict(type="str", required=True),
+            docker_host=dict(type="str"),
+            docker=dict(type="dict", options=CONNECTION_OPTIONS),
             network=dict(type="str", default="ambassador"),
             image=dict(type="str", required=True),
             service=dict(type="str", required=True),
@@ -142,9 +175,13 @@ def main():
     target = "%s:%d" % (p["service"], p["port"])
     address = ("UDP:%s" if p["protocol"] == "udp" else "TCP:%s") % target
     env = {"PROBE_SEND": p["send"], "PROBE_TIMEOUT": str(p["timeout"]), "PROBE_ADDRESS": address}
-    where = "from network %s on the Docker engine at %s" % (p["network"], p["docker_host"])
+    settings = dict(p["docker"] or {})
+    if p["docker_host"]:
+        settings["host"] = p["docker_host"]
+    where = "from network %s" % p["network"]
     try:
-        engine = DockerHost(p["docker_host"], timeout=p["timeout"] * 3 + 10)
+        engine = connect(settings, timeout=p["timeout"] * 3 + 10)
+        where = "from network %s on the Docker engine at %s" % (p["network"], engine.url)
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
     except EngineError as exc:

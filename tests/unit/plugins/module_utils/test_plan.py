@@ -123,6 +123,22 @@ def test_host_settings_and_ipv6_advertise_address():
     assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:[fd00::2]:6379,nodelay"
 
 
+def test_connection_settings_travel_in_the_plan_and_local_hosts_files_are_checked():
+    settings = hosts(host1=["redis"])
+    settings["host2"] = {"advertise_address": "10.0.0.2", "docker_host": "tcp://10.0.0.2:2376", "local": True,
+                         "docker": {"tls_verify": True, "ca_path": "/pki/ca.pem"}}
+    services = {"redis": {"host": "host2", "port": 6379}}
+    plans = plan_topology(services, settings)
+    assert plans["host2"]["docker"]["host"] == "tcp://10.0.0.2:2376" and plans["host2"]["docker"]["ca_path"] == "/pki/ca.pem"
+    assert plans["host1"]["docker_host"] is None and plans["host1"]["docker"]["tls_verify"] is None
+    with pytest.raises(TopologyError) as failed:
+        plan_topology(services, settings, file_exists=lambda path: False)
+    assert [str(p) for p in failed.value.problems] == [
+        "host2: ambassador_docker_ca_path: /pki/ca.pem does not exist. Fix: create it, or correct the path."]
+    settings["host2"]["local"] = False  # the module runs on host2: its files are checked there
+    assert plan_topology(services, settings, file_exists=lambda path: False)
+
+
 def test_several_consumers_are_allowed_by_a_peer_address_check():
     plans = plan_topology({"echo": {"host": "host1", "port": 7, "consumers": ["host3", "host2"]}}, hosts())
     _b, _size, listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]

@@ -1,0 +1,516 @@
+"""The life cycle of one simulated Docker host of the lab, and of the lab's bridge.
+
+A lab host is a network namespace named like the host (``ip netns``), joined to the
+lab's Linux bridge by a veth pair (``eth0`` inside), with its own dockerd started in
+that namespace, and firewall rules in it that let nothing leave ``eth0`` for an
+address outside the lab's subnet (so a pull of a missing image or a DNS query to the
+machine's resolver fails at once instead of timing out, and nothing leaves the lab).
+
+    lab_host.py present SPEC_JSON [--check]   # namespace, veth, address, route, firewall, files, engine
+    lab_host.py absent SPEC_JSON [--check]    # stop and reap the engine, unmount, delete it all
+    lab_host.py bridge-present SPEC_JSON [--check]
+    lab_host.py bridge-absent SPEC_JSON [--check]
+    lab_host.py arch                          # the machine's multiarch library directory name
+
+Each command reads the current state first and changes only what differs; it prints
+one JSON object: ``{"changed": bool, "actions": [sentences]}`` (with ``--check``: what
+it would do). On failure it prints one sentence on stderr and exits 1. Standard
+library only; runs as root on the machine (``ip``, ``iptables``, ``nsenter``).
+
+The spec keys are documented in :data:`HOST_KEYS` and :data:`BRIDGE_KEYS`; the role
+builds them (roles/lab/vars/main.yml).
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+
+HOST_KEYS = {
+    "name": "host name = network namespace name",
+    "netns_dir": "where ip netns keeps its mount points (/run/netns)",
+    "veth": "name of the host-side veth on the bridge",
+    "address": "IPv4 address of eth0 in the namespace",
+    "prefixlen": "its prefix length",
+    "gateway": "the bridge's address: the namespace's default route",
+    "bridge": "the lab bridge",
+    "subnet": "the lab subnet: the only destination eth0 may send to",
+    "state_dir": "the host's state directory (engine data-root, log, files)",
+    "run_dir": "the host's run directory (socket, pidfile, exec-root)",
+    "pidfile": "the engine's pidfile",
+    "log": "the engine's log file",
+    "dockerd": "path of the engine's executable",
+    "dockerd_args": "its arguments",
+    "files": "path -> text content of files to write (daemon.json, marker); a change restarts the engine",
+    "cgroup_parent": "the engine's --cgroup-parent",
+    "timeout": "seconds the engine gets to stop on SIGTERM",
+    "path_env": "PATH the engine runs with",
+}
+# absent needs only these of HOST_KEYS.
+ABSENT_KEYS = ("name", "netns_dir", "veth", "state_dir", "run_dir", "pidfile", "dockerd", "cgroup_parent", "timeout")
+BRIDGE_KEYS = {"bridge": "the lab bridge", "address": "its IPv4 address", "prefixlen": "its prefix length"}
+
+# The firewall chain in each namespace (iptables and ip6tables, filter table).
+CHAIN = "LAB-EGRESS"
+COMMENT = "crosshost-lab"
+# Docker jumps from FORWARD to DOCKER-USER before its own rules and never flushes it:
+# forwarded (container) traffic is filtered there, the engine's own in OUTPUT.
+DOCKER_USER = "DOCKER-USER"
+CGROUP_ROOT = "/sys/fs/cgroup"
+LEFTOVER_GRACE = 15
+
+
+class Failure(Exception):
+    """Something could not be done; the message says what and why."""
+
+
+# ---- Pure helpers (unit-tested) ----
+
+def unescape_mount(field):
+    """A path as /proc/self/mountinfo writes it (octal escapes for space, tab, newline, backslash)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_points(mountinfo_text):
+    """Every mount point listed in the text of /proc/self/mountinfo."""
+    return [unescape_mount(line.split()[4]) for line in mountinfo_text.splitlines() if len(line.split()) > 4]
+
+
+def below(paths, roots):
+    """The paths equal to or below any of roots, deepest first (the order to unmount or delete them)."""
+    found = set()
+    for path in paths:
+        for root in roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                found.add(path)
+    return sorted(found, key=lambda p: (p.count("/"), p), reverse=True)
+
+
+def veth_paired(root_link, ns_eth0):
+    """Whether the host-side link and the namespace's eth0 (``ip -json -details`` objects) are one veth pair."""
+    if not root_link or not ns_eth0:
+        return False
+    return ((root_link.get("linkinfo") or {}).get("info_kind") == "veth"
+            and root_link.get("link_index") == ns_eth0.get("ifindex")
+            and ns_eth0.get("link_index") == root_link.get("ifindex"))
+
+
+def inet_addresses(link):
+    """["a.b.c.d/len", ...] of an ``ip -json address`` object."""
+    return ["%s/%s" % (a["local"], a["prefixlen"]) for a in (link or {}).get("addr_info", []) if a.get("family") == "inet"]
+
+
+def egress_rules(subnet, family=4):
+    """The rules of CHAIN (as ``iptables -S CHAIN`` prints them), for addresses of ``family``.
+
+    IPv4: the lab subnet passes, anything else is rejected at once (ICMP port unreachable:
+    connect() and DNS lookups fail with "connection refused", no timeout). IPv6: the lab
+    has none, so everything is rejected.
+    """
+    rules = ["-N %s" % CHAIN]
+    if family == 4:
+        rules.append('-A %s -d %s -m comment --comment %s -j RETURN' % (CHAIN, subnet, COMMENT))
+        reject = "icmp-port-unreachable"
+    else:
+        reject = "icmp6-port-unreachable"
+    rules.append('-A %s -m comment --comment %s -j REJECT --reject-with %s' % (CHAIN, COMMENT, reject))
+    return rules
+
+
+def egress_jumps(family=4):
+    """(chain, rule arguments) of the jumps to CHAIN: traffic leaving through eth0 only."""
+    jump = ["-o", "eth0", "-m", "comment", "--comment", COMMENT, "-j", CHAIN]
+    if family == 4:
+        return [("OUTPUT", jump), (DOCKER_USER, jump)]
+    return [("OUTPUT", jump), ("FORWARD", jump)]
+
+
+def cgroup_dirs(cgroup_root, cgroup_parent, max_depth=5):
+    """The cgroup directories of one engine (its --cgroup-parent in every hierarchy, and below), deepest first."""
+    suffix = cgroup_parent.strip("/")
+    found = []
+    base_depth = cgroup_root.rstrip("/").count("/")
+    for dirpath, dirnames, _files in os.walk(cgroup_root):
+        if dirpath.count("/") - base_depth >= max_depth:
+            dirnames[:] = []
+        if ("/" + suffix + "/") in ("/" + os.path.relpath(dirpath, cgroup_root) + "/"):
+            found.append(dirpath)
+    return sorted(set(found), key=lambda p: (p.count("/"), p), reverse=True)
+
+
+def multiarch():
+    """The machine's multiarch triplet (x86_64-linux-gnu, aarch64-linux-gnu, ...), as Debian names library dirs."""
+    name = sysconfig.get_config_var("MULTIARCH")
+    if name:
+        return name
+    try:
+        return subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, universal_newlines=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise Failure("cannot tell this machine's multiarch directory (Python's sysconfig MULTIARCH is empty and "
+                      "dpkg-architecture is missing): install dpkg-dev")
+
+
+# ---- Processes ----
+
+def read_pid(pidfile):
+    try:
+        with open(pidfile) as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def running_as(pid, executable):
+    """Whether process ``pid`` exists and runs ``executable`` (so a recycled pid is not mistaken for it)."""
+    if not pid:
+        return False
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return False
+    if exe.endswith(" (deleted)"):
+        exe = exe[:-len(" (deleted)")]
+    return os.path.realpath(exe) == os.path.realpath(executable)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has ended: only its parent's wait is missing.
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_gone(pids, timeout):
+    deadline = time.time() + timeout
+    left = [p for p in pids if alive(p)]
+    while left and time.time() < deadline:
+        time.sleep(0.1)
+        left = [p for p in left if alive(p)]
+    return left
+
+
+def end_processes(pids, grace):
+    """SIGTERM, then SIGKILL to those still there after ``grace`` seconds; returns the pids that got SIGKILL."""
+    pids = sorted(set(p for p in pids if p != os.getpid()))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    left = wait_gone(pids, grace)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    still = wait_gone(left, 10)
+    if still:
+        raise Failure("processes %s did not end after SIGKILL" % ", ".join(map(str, still)))
+    return left
+
+
+def stop_engine(pidfile, executable, timeout):
+    """Stop the engine of ``pidfile`` if it runs (it stops its containers on SIGTERM); True if it ran."""
+    pid = read_pid(pidfile)
+    if not running_as(pid, executable):
+        return False
+    end_processes([pid], timeout)
+    return True
+
+
+def start_engine(argv, log, env):
+    """Start ``argv`` detached (own session, output appended to ``log``); return its pid."""
+    with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, close_fds=True, cwd="/")
+    return proc.pid
+
+
+# ---- Commands ----
+
+class Host(object):
+    def __init__(self, spec, check):
+        self.spec = spec
+        self.check = check
+        self.actions = []
+
+    # helpers
+    def run(self, argv, what=None, ok=(0,)):
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+        if proc.returncode not in ok:
+            raise Failure("%s failed (%s): %s" % (what or " ".join(argv), proc.returncode,
+                                                  (proc.stderr or proc.stdout).strip()))
+        return proc
+
+    def change(self, sentence, argv=None, func=None):
+        self.actions.append(sentence)
+        if self.check:
+            return
+        if argv:
+            self.run(argv, sentence)
+        if func:
+            func()
+
+    def json_of(self, argv):
+        proc = self.run(argv, ok=(0, 1, 255))
+        if proc.returncode != 0:
+            return None
+        return json.loads(proc.stdout or "[]")
+
+    @property
+    def netns(self):
+        return os.path.join(self.spec["netns_dir"], self.spec["name"])
+
+    def in_ns(self, argv):
+        return ["nsenter", "--net=" + self.netns] + argv
+
+    def netns_mounted(self):
+        with open("/proc/self/mountinfo") as handle:
+            return self.netns in mount_points(handle.read())
+
+    def link(self, name, netns=None):
+        argv = ["ip"] + (["-netns", netns] if netns else []) + ["-json", "-details", "address", "show", "dev", name]
+        found = self.json_of(argv)
+        return found[0] if found else None
+
+    # present
+    def present(self):
+        s = self.spec
+        created = False
+        if not self.netns_mounted():
+            if os.path.exists(self.netns):
+                self.change("remove the stale namespace file %s" % self.netns, func=lambda: os.unlink(self.netns))
+            self.change("create the network namespace %s" % s["name"], ["ip", "netns", "add", s["name"]])
+            created = True
+            if self.check:
+                self.actions.append("start the engine of %s" % s["name"])
+                return
+        self.network()
+        self.firewall()
+        restart = self.files() or created
+        self.engine(restart)
+
+    def network(self):
+        s = self.spec
+        name = s["name"]
+        root, eth0 = self.link(s["veth"]), self.link("eth0", name)
+        if not veth_paired(root, eth0):
+            if root:
+                self.change("delete the unpaired veth %s" % s["veth"], ["ip", "link", "delete", "dev", s["veth"]])
+                eth0 = self.link("eth0", name) if not self.check else eth0
+            if eth0:
+                self.change("delete the unpaired eth0 of %s" % name, ["ip", "-netns", name, "link", "delete", "dev", "eth0"])
+            self.change("create the veth pair %s <-> %s:eth0" % (s["veth"], name),
+                        ["ip", "link", "add", "name", s["veth"], "type", "veth", "peer", "name", "eth0", "netns", name])
+            if self.check:
+                root, eth0 = {}, {}
+            else:
+                root, eth0 = self.link(s["veth"]), self.link("eth0", name)
+        want = "%s/%s" % (s["address"], s["prefixlen"])
+        have = inet_addresses(eth0)
+        if have != [want]:
+            if have:
+                self.change("remove other addresses from eth0 of %s" % name,
+                            ["ip", "-netns", name, "-4", "address", "flush", "dev", "eth0"])
+            self.change("give eth0 of %s the address %s" % (name, want),
+                        ["ip", "-netns", name, "address", "add", want, "dev", "eth0"])
+        lo = self.link("lo", name)
+        for ifname, link in (("eth0", eth0), ("lo", lo)):
+            if "UP" not in (link or {}).get("flags", []):
+                self.change("bring %s of %s up" % (ifname, name), ["ip", "-netns", name, "link", "set", "dev", ifname, "up"])
+        routes = self.json_of(["ip", "-netns", name, "-json", "-4", "route", "show", "default"]) or []
+        if len(routes) != 1 or routes[0].get("gateway") != s["gateway"] or routes[0].get("dev") != "eth0":
+            self.change("route %s by default via %s" % (name, s["gateway"]),
+                        ["ip", "-netns", name, "-4", "route", "replace", "default", "via", s["gateway"], "dev", "eth0"])
+        if root.get("master") != s["bridge"] or "UP" not in root.get("flags", []):
+            self.change("attach %s to %s and bring it up" % (s["veth"], s["bridge"]),
+                        ["ip", "link", "set", "dev", s["veth"], "master", s["bridge"], "up"])
+
+    def firewall(self):
+        for family, tool in ((4, "iptables"), (6, "ip6tables")):
+            want = egress_rules(self.spec["subnet"], family)
+            have = self.run(self.in_ns([tool, "-w", "-S", CHAIN]), ok=(0, 1)).stdout.splitlines()
+            if have != want:
+                if not have:
+                    self.change("create the %s chain %s in %s" % (tool, CHAIN, self.spec["name"]),
+                                self.in_ns([tool, "-w", "-N", CHAIN]))
+                else:
+                    self.change("flush the %s chain %s in %s" % (tool, CHAIN, self.spec["name"]),
+                                self.in_ns([tool, "-w", "-F", CHAIN]))
+                for rule in want[1:]:
+                    self.change("%s in %s: %s" % (tool, self.spec["name"], rule),
+                                self.in_ns([tool, "-w"] + rule.split()))
+            for chain, jump in egress_jumps(family):
+                exists = self.run(self.in_ns([tool, "-w", "-S", chain]), ok=(0, 1)).returncode == 0
+                if not exists:
+                    self.change("create the %s chain %s in %s" % (tool, chain, self.spec["name"]),
+                                self.in_ns([tool, "-w", "-N", chain]))
+                elif self.run(self.in_ns([tool, "-w", "-C", chain] + jump), ok=(0, 1)).returncode == 0:
+                    continue
+                self.change("%s in %s: jump from %s to %s for eth0" % (tool, self.spec["name"], chain, CHAIN),
+                            self.in_ns([tool, "-w", "-I", chain, "1"] + jump))
+
+    def files(self):
+        s = self.spec
+        changed = False
+        for path in (s["state_dir"], s["run_dir"]):
+            if not os.path.isdir(path):
+                self.change("create the directory %s" % path, func=lambda p=path: os.makedirs(p, 0o700))
+            elif not self.check and (os.stat(path).st_mode & 0o777) != 0o700:
+                os.chmod(path, 0o700)
+        for path, content in sorted(s["files"].items()):
+            try:
+                with open(path) as handle:
+                    same = handle.read() == content
+            except OSError:
+                same = False
+            if not same:
+                changed = True
+                self.change("write %s" % path, func=lambda p=path, c=content: _write(p, c))
+        return changed
+
+    def engine(self, restart):
+        s = self.spec
+        pid = read_pid(s["pidfile"])
+        runs = running_as(pid, s["dockerd"])
+        if runs and restart:
+            self.change("stop the engine of %s (pid %d) to apply new settings" % (s["name"], pid),
+                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+            runs = False
+        if not runs:
+            if pid is not None and os.path.exists(s["pidfile"]):
+                self.change("remove the stale pidfile %s" % s["pidfile"], func=lambda: _unlink(s["pidfile"]))
+            self.change("start the engine of %s" % s["name"], func=lambda: start_engine(
+                ["nsenter", "--net=" + self.netns, s["dockerd"]] + list(s["dockerd_args"]), s["log"],
+                {"PATH": s["path_env"]}))
+
+    # absent
+    def absent(self):
+        s = self.spec
+        if running_as(read_pid(s["pidfile"]), s["dockerd"]):
+            self.change("stop the engine of %s" % s["name"],
+                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+        # After a killed engine, its containerd (in the namespace) and containers (in its cgroups) can be left.
+        left = set()
+        if self.netns_mounted():
+            proc = self.run(["ip", "netns", "pids", s["name"]], ok=(0, 1, 255))
+            left.update(int(p) for p in proc.stdout.split() if p.isdigit())
+        cgroups = cgroup_dirs(CGROUP_ROOT, s["cgroup_parent"])
+        for directory in cgroups:
+            try:
+                with open(os.path.join(directory, "cgroup.procs")) as handle:
+                    left.update(int(p) for p in handle.read().split() if p.isdigit())
+            except OSError:
+                pass
+        left = sorted(p for p in left if alive(p))
+        if left:
+            self.change("end the processes left by %s: %s" % (s["name"], " ".join(map(str, left))),
+                        func=lambda: end_processes(left, LEFTOVER_GRACE))
+        with open("/proc/self/mountinfo") as handle:
+            mounts = below(mount_points(handle.read()), [s["state_dir"], s["run_dir"]])
+        for mount in mounts:
+            self.change("unmount %s" % mount, ["umount", "--lazy", mount])
+        if self.netns_mounted():
+            # Deleting the namespace deletes eth0 and, with it, its peer on the bridge.
+            self.change("delete the network namespace %s" % s["name"], ["ip", "netns", "delete", s["name"]])
+        elif os.path.exists(self.netns):
+            self.change("remove the stale namespace file %s" % self.netns, func=lambda: _unlink(self.netns))
+        if self.link(s["veth"]) and (self.check or not self.netns_mounted()):
+            self.change("delete the veth %s" % s["veth"], ["ip", "link", "delete", "dev", s["veth"]])
+        for directory in cgroups:
+            self.change("remove the cgroup %s" % directory, func=lambda d=directory: os.rmdir(d))
+        for path in (s["run_dir"], s["state_dir"]):
+            if os.path.lexists(path):
+                self.change("delete %s" % path, func=lambda p=path: shutil.rmtree(p))
+
+    # bridge
+    def bridge_present(self):
+        s = self.spec
+        link = self.link(s["bridge"])
+        if link and (link.get("linkinfo") or {}).get("info_kind") != "bridge":
+            raise Failure("%s exists and is not a bridge (%s): choose another lab_bridge"
+                          % (s["bridge"], (link.get("linkinfo") or {}).get("info_kind", "unknown kind")))
+        if not link:
+            self.change("create the bridge %s" % s["bridge"], ["ip", "link", "add", "name", s["bridge"], "type", "bridge"])
+        want = "%s/%s" % (s["address"], s["prefixlen"])
+        if want not in inet_addresses(link):
+            self.change("give %s the address %s" % (s["bridge"], want), ["ip", "address", "add", want, "dev", s["bridge"]])
+        if "UP" not in (link or {}).get("flags", []):
+            self.change("bring %s up" % s["bridge"], ["ip", "link", "set", "dev", s["bridge"], "up"])
+
+    def bridge_absent(self):
+        s = self.spec
+        link = self.link(s["bridge"])
+        if link and (link.get("linkinfo") or {}).get("info_kind") == "bridge":
+            self.change("delete the bridge %s" % s["bridge"], ["ip", "link", "delete", "dev", s["bridge"], "type", "bridge"])
+
+
+def _write(path, content):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        handle.write(content)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+COMMANDS = {
+    "present": ("present", HOST_KEYS),
+    "absent": ("absent", ABSENT_KEYS),
+    "bridge-present": ("bridge_present", BRIDGE_KEYS),
+    "bridge-absent": ("bridge_absent", ("bridge",)),
+}
+
+
+def main(argv):
+    if argv[:1] == ["arch"]:
+        print(json.dumps({"changed": False, "multiarch": multiarch()}))
+        return 0
+    if len(argv) not in (2, 3) or argv[0] not in COMMANDS or argv[2:] not in ([], ["--check"]):
+        sys.stderr.write("usage: lab_host.py {%s} SPEC_JSON [--check] | lab_host.py arch\n" % ",".join(sorted(COMMANDS)))
+        return 2
+    method, keys = COMMANDS[argv[0]]
+    try:
+        spec = json.loads(argv[1])
+        missing = [k for k in keys if k not in spec]
+        if missing:
+            raise Failure("the spec lacks %s" % ", ".join(missing))
+        host = Host(spec, check=argv[2:] == ["--check"])
+        getattr(host, method)()
+    except (Failure, ValueError, OSError) as exc:
+        sys.stderr.write("lab_host.py %s: %s\n" % (argv[0], exc))
+        return 1
+    print(json.dumps({"changed": bool(host.actions), "actions": host.actions}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

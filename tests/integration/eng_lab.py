@@ -1,0 +1,92 @@
+"""The lab instance "eng" (playbooks/vars/lab_eng.yml): eng1..eng3 on xheng0, 10.77.14.0/24.
+
+Tests of the lab itself and of the ways to reach an engine bring it up and tear it down
+themselves (module-scoped fixtures), apart from the default lab the other tests share.
+"""
+
+import glob
+import os
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, ansible_playbook
+
+VARS_FILE = os.path.join(ROOT, "playbooks", "vars", "lab_eng.yml")
+with open(VARS_FILE) as _handle:
+    VARS = yaml.safe_load(_handle)
+HOSTS = VARS["lab_hosts"]
+BRIDGE = VARS["lab_bridge"]
+SUBNET = VARS["lab_subnet"]
+STATE_DIR = VARS["lab_state_dir"]
+RUN_DIR = VARS["lab_run_dir"]
+INVENTORY = os.path.join(STATE_DIR, "inventory.yml")
+
+
+def lab_playbook(tmpdir, *extra):
+    """playbooks/lab.yml on this instance; returns (run, seconds)."""
+    started = time.time()
+    run = ansible_playbook(["playbooks/lab.yml", "-e", "@" + VARS_FILE] + list(extra), tmpdir)
+    return run, time.time() - started
+
+
+def up(tmpdir, *extra):
+    run, seconds = lab_playbook(tmpdir, *extra)
+    assert run.rc == 0, run.output[-4000:]
+    return run, seconds
+
+
+def down(tmpdir):
+    run, seconds = lab_playbook(tmpdir, "-e", "lab_state=absent")
+    assert run.rc == 0, run.output[-4000:]
+    return run, seconds
+
+
+@pytest.fixture(scope="module")
+def eng(tmp_path_factory):
+    """The instance, up for one test module (import this fixture there) and torn down after it."""
+    tmpdir = tmp_path_factory.mktemp("eng-runs")
+    up(tmpdir)
+    yield tmpdir
+    down(tmpdir)
+
+
+def socket_url(host):
+    return "unix://%s/%s/docker.sock" % (RUN_DIR, host)
+
+
+def address(host):
+    return "%s.%d" % (SUBNET.rsplit(".", 1)[0], 10 + HOSTS.index(host) + 1)
+
+
+def in_ns(host, argv, **kwargs):
+    return subprocess.run(["nsenter", "--net=/run/netns/%s" % host] + list(argv), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, check=False, **kwargs)
+
+
+def leftovers():
+    """Everything of this instance that is still on the machine, by kind (empty lists when none)."""
+    netns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], stdout=subprocess.PIPE, universal_newlines=True,
+                           check=True).stdout
+    processes = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmdline, "rb") as handle:
+                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if RUN_DIR + "/" in text or STATE_DIR + "/" in text:
+            processes.append("%s: %s" % (cmdline.split("/")[2], text[:200]))
+    return {
+        "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in HOSTS],
+        "links": [line.split(":")[1].strip() for line in links.splitlines()
+                  if line.split(":")[1].strip().split("@")[0] in [BRIDGE] + ["xhv-%s" % h for h in HOSTS]],
+        "forward rules": [line for line in rules.splitlines() if BRIDGE in line],
+        "processes": processes,
+        "files": [p for p in (STATE_DIR, RUN_DIR) + tuple("/run/netns/%s" % h for h in HOSTS) if os.path.lexists(p)],
+        "cgroups": [p for h in HOSTS for p in glob.glob("/sys/fs/cgroup/**/crosshost-lab/%s" % h, recursive=True)],
+    }

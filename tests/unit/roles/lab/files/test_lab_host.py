@@ -1,0 +1,159 @@
+"""roles/lab/files/lab_host.py: the pure parts, and process handling on real processes."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))))
+HELPER = os.path.join(ROOT, "roles", "lab", "files", "lab_host.py")
+_spec = importlib.util.spec_from_file_location("lab_host", HELPER)
+lab_host = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab_host)
+
+SLEEP = "/usr/bin/sleep"
+
+
+def test_mountinfo_paths_are_unescaped():
+    text = ("36 35 98:0 / /run/netns/eng1 rw - nsfs nsfs rw\n"
+            "37 35 98:0 / /var/lib/a\\040b\\134c rw - ext4 /dev/x rw\n")
+    assert lab_host.mount_points(text) == ["/run/netns/eng1", "/var/lib/a b\\c"]
+    assert lab_host.unescape_mount("x\\04") == "x\\04"
+
+
+def test_below_lists_deepest_first_and_not_siblings():
+    paths = ["/run/xh/eng1", "/run/xh/eng1/exec/netns/a", "/run/xh/eng10/x", "/var/lib/xh/eng1/docker/overlay2/l/m",
+             "/var/lib/xh/eng1/docker"]
+    assert lab_host.below(paths, ["/run/xh/eng1", "/var/lib/xh/eng1"]) == [
+        "/var/lib/xh/eng1/docker/overlay2/l/m", "/run/xh/eng1/exec/netns/a", "/var/lib/xh/eng1/docker", "/run/xh/eng1"]
+
+
+def test_veth_pairing_needs_both_ends_pointing_at_each_other():
+    root = {"ifindex": 7, "link_index": 2, "linkinfo": {"info_kind": "veth"}}
+    eth0 = {"ifindex": 2, "link_index": 7}
+    assert lab_host.veth_paired(root, eth0)
+    assert not lab_host.veth_paired(root, {"ifindex": 2, "link_index": 8})
+    assert not lab_host.veth_paired(dict(root, linkinfo={"info_kind": "bridge"}), eth0)
+    assert not lab_host.veth_paired(None, eth0)
+    assert not lab_host.veth_paired(root, {})
+
+
+def test_inet_addresses_ignore_ipv6():
+    link = {"addr_info": [{"family": "inet", "local": "10.77.14.11", "prefixlen": 24},
+                          {"family": "inet6", "local": "fe80::1", "prefixlen": 64}]}
+    assert lab_host.inet_addresses(link) == ["10.77.14.11/24"]
+    assert lab_host.inet_addresses(None) == []
+
+
+def test_egress_rules_let_only_the_lab_subnet_through():
+    v4 = lab_host.egress_rules("10.77.14.0/24", 4)
+    assert v4 == ["-N LAB-EGRESS",
+                  "-A LAB-EGRESS -d 10.77.14.0/24 -m comment --comment crosshost-lab -j RETURN",
+                  "-A LAB-EGRESS -m comment --comment crosshost-lab -j REJECT --reject-with icmp-port-unreachable"]
+    assert lab_host.egress_rules("10.77.14.0/24", 6) == [
+        "-N LAB-EGRESS", "-A LAB-EGRESS -m comment --comment crosshost-lab -j REJECT --reject-with icmp6-port-unreachable"]
+    # The engine's own traffic (OUTPUT) and its containers' (DOCKER-USER, which Docker never flushes).
+    assert [chain for chain, _jump in lab_host.egress_jumps(4)] == ["OUTPUT", "DOCKER-USER"]
+    assert all(jump[:2] == ["-o", "eth0"] for _chain, jump in lab_host.egress_jumps(4) + lab_host.egress_jumps(6))
+
+
+def test_cgroup_dirs_of_one_engine_in_every_hierarchy(tmp_path):
+    for d in ["pids/crosshost-lab/eng1/abc", "memory/crosshost-lab/eng1", "crosshost-lab/eng1/def",
+              "crosshost-lab/eng10/x", "pids/crosshost-lab/eng2", "pids/other/eng1"]:
+        (tmp_path / d).mkdir(parents=True)
+    found = [os.path.relpath(p, str(tmp_path)) for p in lab_host.cgroup_dirs(str(tmp_path), "/crosshost-lab/eng1")]
+    assert sorted(found) == sorted(["pids/crosshost-lab/eng1/abc", "pids/crosshost-lab/eng1", "memory/crosshost-lab/eng1",
+                                    "crosshost-lab/eng1/def", "crosshost-lab/eng1"])
+    # Children before their parents: the order rmdir needs.
+    assert found.index("pids/crosshost-lab/eng1/abc") < found.index("pids/crosshost-lab/eng1")
+
+
+def test_multiarch_names_the_directory_of_this_machines_libraries():
+    assert os.path.isdir(os.path.join("/usr/lib", lab_host.multiarch()))
+
+
+def _pidfile(tmp_path, pid):
+    path = tmp_path / "engine.pid"
+    path.write_text("%d\n" % pid)
+    return str(path)
+
+
+def test_an_engine_is_recognised_by_its_executable_not_its_pid(tmp_path):
+    proc = subprocess.Popen([SLEEP, "60"])
+    try:
+        pidfile = _pidfile(tmp_path, proc.pid)
+        assert lab_host.running_as(lab_host.read_pid(pidfile), SLEEP)
+        assert not lab_host.running_as(lab_host.read_pid(pidfile), "/usr/sbin/dockerd")
+        # Another executable under the pid: not stopped.
+        assert lab_host.stop_engine(pidfile, "/usr/sbin/dockerd", 5) is False
+        assert proc.poll() is None
+        assert lab_host.stop_engine(pidfile, SLEEP, 5) is True
+        assert proc.wait(5) == -signal.SIGTERM
+        assert lab_host.stop_engine(pidfile, SLEEP, 5) is False
+    finally:
+        proc.kill()
+    assert lab_host.read_pid(str(tmp_path / "missing.pid")) is None
+
+
+def test_a_process_ignoring_sigterm_gets_sigkill_after_the_grace(tmp_path):
+    ready = tmp_path / "ready"
+    code = "import signal,time,pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); pathlib.Path(%r).touch(); time.sleep(60)" % str(ready)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 10
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        started = time.time()
+        assert lab_host.end_processes([proc.pid], 1) == [proc.pid]
+        assert proc.wait(5) == -signal.SIGKILL
+        assert 1 <= time.time() - started < 5
+    finally:
+        proc.kill()
+
+
+def test_start_engine_detaches_and_appends_to_the_log(tmp_path):
+    log = tmp_path / "engine.log"
+    log.write_text("earlier\n")
+    pid = lab_host.start_engine(["/bin/sh", "-c", "echo started; echo oops >&2; exec sleep 60"], str(log),
+                                {"PATH": "/usr/bin:/bin"})
+    try:
+        deadline = time.time() + 10
+        while "oops" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert log.read_text().startswith("earlier\n")
+        assert "started" in log.read_text() and "oops" in log.read_text()
+        assert os.getsid(pid) == pid  # its own session: it outlives the task that started it
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        lab_host.wait_gone([pid], 5)
+
+
+def _main(args, capsys):
+    code = lab_host.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_usage_and_incomplete_specs_are_refused_with_a_sentence(capsys):
+    assert _main(["frobnicate", "{}"], capsys)[0] == 2
+    code, _out, err = _main(["absent", json.dumps({"name": "x"})], capsys)
+    assert code == 1 and "the spec lacks netns_dir" in err
+    code, _out, err = _main(["present", "not json"], capsys)
+    assert code == 1 and err.startswith("lab_host.py present: ")
+
+
+def test_arch_prints_json(capsys):
+    code, out, _err = _main(["arch"], capsys)
+    assert code == 0 and json.loads(out)["multiarch"] == lab_host.multiarch()
+
+
+def test_absent_of_a_host_that_is_not_there_changes_nothing(tmp_path, capsys):
+    spec = {"name": "xhut-none", "netns_dir": str(tmp_path / "netns"), "veth": "xhv-utnone",
+            "state_dir": str(tmp_path / "state"), "run_dir": str(tmp_path / "run"), "pidfile": str(tmp_path / "run" / "p"),
+            "dockerd": "/usr/sbin/dockerd", "cgroup_parent": "/crosshost-lab-unit/xhut-none", "timeout": 5}
+    code, out, err = _main(["absent", json.dumps(spec)], capsys)
+    assert code == 0, err
+    assert json.loads(out) == {"changed": False, "actions": []}
