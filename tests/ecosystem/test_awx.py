@@ -65,13 +65,16 @@ def runner_job(pdd, ident, extravars):
         status = handle.read().strip()
     assert status == "successful" and result.rc == 0, result.output[-6000:]
     actions = {}
-    for name in sorted(os.listdir(str(pdd / "artifacts" / ident / "job_events"))):
+    events = os.listdir(str(pdd / "artifacts" / ident / "job_events"))
+    for name in sorted(events, key=lambda n: int(n.split("-")[0])):
         with open(str(pdd / "artifacts" / ident / "job_events" / name)) as handle:
             event = json.load(handle)
         data = event.get("event_data", {})
         if event.get("event") == "runner_on_ok" and data.get("task_action") == "crosshost.ambassador.apply":
-            actions[data["host"]] = sorted((a["action"], a["name"]) for a in data["res"]["actions"])
-    return actions
+            # Every apply step of the host (decide, stop, make, switch, break), together.
+            found = actions.setdefault(data["host"], [])
+            found.extend((a["action"], a["name"]) for a in data["res"]["actions"])
+    return dict((host, sorted(found)) for host, found in actions.items())
 
 
 def test_an_awx_style_job_converges_then_moves_redis_with_survey_extra_vars_only(private_data_dir):
@@ -81,7 +84,8 @@ def test_an_awx_style_job_converges_then_moves_redis_with_survey_extra_vars_only
     moved = runner_job(private_data_dir, "move", {"ambassador_placement_overrides": "redis=awx3"})
     assert moved == {
         "awx1": [("recreate", "redis_ambassador")],
-        "awx2": [("remove", "redis"), ("remove", "redis_ambassador")],
+        # redis keeps data (a volume): it moves stop-first, stopped on awx2 before awx3 starts it.
+        "awx2": [("remove", "redis"), ("remove", "redis_ambassador"), ("stop", "redis")],
         "awx3": [("create", "redis"), ("create", "redis_ambassador")],
     }
     awx1 = docker.DockerClient(base_url="unix:///run/xh-awx/awx1/docker.sock", timeout=60)
