@@ -112,6 +112,16 @@ class ActionModule(ActionBase):
                 entry["advertise_address"] = _default_address(hv)
             settings[host] = entry
 
+        if args.get("apply"):
+            # The plan is for applying it to the play's hosts as a whole: refuse plays that cannot,
+            # first (a slice sees too few hosts to plan at all).
+            problems = run_shape_problems(task_vars.get("ansible_play_batch"), task_vars.get("ansible_play_hosts"),
+                                          _strategy(self._task),
+                                          dict((k, task_vars[k]) for k in JOB_VARIABLES if k in task_vars))
+            if problems:
+                result.update(failed=True, problems=problems,
+                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
+                return result
         summary = {}
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
@@ -120,15 +130,6 @@ class ActionModule(ActionBase):
         except TopologyError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result
-        if args.get("apply"):
-            # The plan is for applying it to the play's hosts as a whole: refuse plays that cannot.
-            problems = run_shape_problems(task_vars.get("ansible_play_batch"), task_vars.get("ansible_play_hosts"),
-                                          _strategy(self._task),
-                                          dict((k, task_vars[k]) for k in JOB_VARIABLES if k in task_vars))
-            if problems:
-                result.update(failed=True, problems=problems,
-                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
-                return result
 
         if args.get("as_json"):
             # One string per host: Ansible handles a result of thousands of nested dicts slowly
