@@ -44,8 +44,8 @@ def _run_identity(task_vars):
         user = getpass.getuser()
     except Exception:  # no user name for this uid (containers)
         user = "uid %d" % os.getuid()
-    holder = "%s@%s pid %d, started %s" % (user, socket.gethostname(), os.getppid(),
-                                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    holder = "%s@%s pid %d, started %s" % (user, socket.gethostname(), os.getppid(), started)
     job = task_vars.get("awx_job_id") or task_vars.get("tower_job_id")
     if job:
         holder += ", AWX job %s" % job

@@ -141,8 +141,8 @@ def test_a_service_with_volumes_stops_before_its_new_host_starts_it_and_names_th
 
 
 @pytest.mark.parametrize("limit, missing", [("host2,host3", "host1"), ("host1", "host3")])
-def test_a_limit_that_would_strand_a_moving_service_is_refused_before_any_change(lab, topology, consumer, limit,
-                                                                                  missing):
+def test_a_limit_that_would_strand_a_moving_service_is_refused_before_any_change(lab, topology, consumer,
+                                                                                 limit, missing):
     before = lab.snapshot()
     run = lab.site(move_redis(topology, "host3"), "--limit", limit)
     assert run.rc != 0
@@ -199,7 +199,7 @@ def test_two_runs_at_once_take_turns_and_leave_one_place(lab, topology, consumer
     try:
         wait_for(lambda: _lock_held(lab), "the moving run to take its lock", timeout=60)
         second = lab.site(topology, "-e", "ambassador_lock_timeout=120")
-        out, _ = first.communicate(timeout=300)
+        out = first.communicate(timeout=300)[0]
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
