@@ -540,7 +540,7 @@ class Reconciler(object):
         for service, volumes in sorted(left.items()):
             self.module.warn("%s: service %s %s its data: volume(s) %s stay on this host and are not carried to "
                              "its new host. To carry them, back them up and restore them there, or use storage both "
-                             "hosts share (README: Moving a service that keeps data)"
+                             "hosts share (README: Moves)"
                              % (self.where, service, "would leave" if check_mode else "leaves", ", ".join(volumes)))
 
         ids = dict((c["name"], c["id"]) for c in existing)
