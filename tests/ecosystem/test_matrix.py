@@ -43,7 +43,7 @@ BACK = {
     "ver3": [("remove", "redis"), ("remove", "redis_ambassador"), ("stop", "redis")],
 }
 # The one warning a move of redis must give: its volume stays behind (README: Moves).
-DATA_LEFT = re.compile(r"\[WARNING\]: host ver\d.*?service\s+redis\s+leaves\s+its\s+data.*?README:\s+Moves\)", re.S)
+DATA_LEFT = re.compile(r"\[WARNING\]: host ver\d.*?service\s+redis\s+(?:would\s+leave|leaves)\s+its\s+data.*?README:\s+Moves\)", re.S)
 
 
 def _lowest_core():
