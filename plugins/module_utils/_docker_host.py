@@ -53,6 +53,21 @@ def _version(text):
     return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
+def sdk_failure(missing_message, where=None):
+    """What a module passes to ``fail_json`` when the Docker SDK cannot be used here, or None.
+
+    :param missing_message: what to say when the SDK is not installed at all (Ansible's
+        ``missing_required_lib("docker")``; this file imports nothing of Ansible).
+    :param where: put before the message of an SDK that is installed but cannot work (e.g. ``host h1``).
+    """
+    problem = sdk_problem()
+    if problem:
+        return {"msg": "%s: %s" % (where, problem) if where else problem}
+    if not HAS_DOCKER:
+        return {"msg": missing_message, "exception": DOCKER_IMPORT_ERROR}
+    return None
+
+
 def sdk_problem():
     """Why the Docker SDK for Python on this host cannot work, as one sentence with the fix; None if it can."""
     if not HAS_DOCKER:

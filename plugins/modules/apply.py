@@ -412,7 +412,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
+    EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
@@ -564,8 +564,6 @@ class Reconciler(object):
             finally:
                 if self.keeper is not None:
                     self.keeper.done.set()
-        elif check_mode:
-            self.done = steps
 
         result = {
             "changed": bool(steps),
@@ -780,11 +778,9 @@ def main():
         ),
         supports_check_mode=True,
     )
-    problem = sdk_problem()
-    if problem:
-        module.fail_json(msg="host %s: %s" % (module.params["plan"]["host"], problem))
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    failure = sdk_failure(missing_required_lib("docker"), where="host %s" % module.params["plan"]["host"])
+    if failure:
+        module.fail_json(**failure)
     Reconciler(module).run()
 
 

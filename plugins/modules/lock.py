@@ -95,7 +95,7 @@ waited_for:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
+    EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, acquire, release
 
 
@@ -111,11 +111,9 @@ def main():
         ),
         supports_check_mode=True,
     )
-    problem = sdk_problem()
-    if problem:
-        module.fail_json(msg=problem)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    failure = sdk_failure(missing_required_lib("docker"))
+    if failure:
+        module.fail_json(**failure)
     params, plan = module.params, module.params["plan"]
     where = "host %s (Docker engine at %s)" % (plan.get("host"), plan.get("docker_host") or "the default")
     result = {"changed": False, "acquired": False, "waited": 0.0, "waited_for": None}

@@ -142,7 +142,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, connect, sdk_problem)
+    EngineError, connect, sdk_failure)
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
 # answer after sending.
@@ -166,11 +166,9 @@ def main():
         ),
         supports_check_mode=True,
     )
-    problem = sdk_problem()
-    if problem:
-        module.fail_json(msg=problem)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    failure = sdk_failure(missing_required_lib("docker"))
+    if failure:
+        module.fail_json(**failure)
     p = module.params
     target = "%s:%d" % (p["service"], p["port"])
     address = ("UDP:%s" if p["protocol"] == "udp" else "TCP:%s") % target
