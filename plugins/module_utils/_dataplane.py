@@ -184,6 +184,40 @@ def _kernel(protocol, ports, target, allow):
     }
 
 
+# A replaced ambassador's watch: seconds between two lookups of its name.
+REPLACED_WATCH_EVERY = 0.5
+
+
+def replaced_watch(name, every=REPLACED_WATCH_EVERY):
+    """The shell program that makes an ambassador being replaced side by side stop by itself.
+
+    ``apply`` renames the old ambassador, sets its restart policy to ``no`` and starts this
+    program in it, then creates the new ambassador under ``name`` (the same network alias), then
+    removes the old one. Both answer to the alias between the last two steps. If the run dies
+    there, this program ends the overlap without the controller: once ``name`` resolves (Docker's
+    DNS) to an address that is not the old ambassador's own, it sends SIGTERM to the container's
+    first process, which stops the container. When ``name`` resolves to the old ambassador itself
+    again (the replacement was undone), it ends. Needs ``/bin/sh``, ``awk`` and ``getent`` or
+    busybox's ``nslookup`` in the image.
+    """
+    return "\n".join([
+        "name='%s'" % name,
+        "me=$(awk -v h=\"$(cat /etc/hostname)\" '$2 == h {print $1}' /etc/hosts)",
+        "ipv4='/^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$/'",
+        "resolve() {",
+        "  if command -v getent >/dev/null 2>&1; then getent hosts \"$1\" | awk '{print $1}'",
+        "  else nslookup \"$1\" 2>/dev/null | awk '/^Name:/ {f = 1; next} f {for (i = 2; i <= NF; i++) print $i}'",
+        "  fi | awk \"$ipv4\"",
+        "}",
+        "while sleep %s; do" % every,
+        "  ips=$(resolve \"$name\")",
+        "  [ -n \"$ips\" ] || continue",
+        "  for ip in $ips; do case \" $(echo $me) \" in *\" $ip \"*) exit 0 ;; esac; done",
+        "  kill -TERM 1; exit 0",
+        "done",
+    ]) + "\n"
+
+
 def ambassador_process(dataplane, protocol, ports, target, allow=(), tls=None):
     """What an ambassador container runs to forward ``ports`` to ``target``.
 

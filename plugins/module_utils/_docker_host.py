@@ -377,6 +377,20 @@ class DockerHost(object):
             raise
         return created["Id"]
 
+    def exec_detached(self, container_id, name, argv):
+        """Start ``argv`` in a running container and leave it running there; fail if it could not start."""
+        created = self._call("starting a process in container %s" % name, self.api.exec_create, container_id, argv,
+                             stdout=False, stderr=False)
+        self._call("starting a process in container %s" % name, self.api.exec_start, created["Id"], detach=True)
+        found = self._call("inspecting a process in container %s" % name, self.api.exec_inspect, created["Id"])
+        if not found.get("Running") and found.get("ExitCode"):
+            raise EngineError("the process %s in container %s on the Docker engine at %s ended with exit code %s"
+                              % (argv[0], name, self.url, found.get("ExitCode")))
+
+    def set_restart_policy(self, container_id, name, policy):
+        self._call("setting the restart policy of container %s" % name, self.api.update_container, container_id,
+                   restart_policy={"Name": policy})
+
     def rename(self, container_id, name, new_name):
         self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)
 

@@ -411,6 +411,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import replaced_watch
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
@@ -485,6 +486,7 @@ class Reconciler(object):
         self.done = []
         self.undo = []
         self.before = {}
+        self.states = {}
         self.keeper = None
 
     def fail(self, msg, **kwargs):
@@ -496,6 +498,7 @@ class Reconciler(object):
             engine = self._connect()
             self.where = "host %s (Docker engine at %s)" % (plan["host"], engine.url)
             existing = engine.containers()
+            self.states = dict((c["name"], c.get("state")) for c in existing)
         except EngineError as exc:
             self.fail(str(exc))
 
@@ -623,13 +626,20 @@ class Reconciler(object):
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
         elif action == "recreate" and replace_side_by_side(step["spec"], self.before.get(step["name"])):
-            # The new one is up before the old one goes: both carry the alias for a moment.
+            # The new one is up before the old one goes: both carry the alias for a moment. Should
+            # the run die in that moment, the old one stops by itself (replaced_watch), and stays
+            # stopped (restart policy no).
             old_name = "%s.replaced-%s" % (step["name"], step["id"][:12])
             engine.rename(step["id"], step["name"], old_name)
             try:
+                engine.set_restart_policy(step["id"], old_name, "no")
+                if self.states.get(step["name"]) == "running":
+                    engine.exec_detached(step["id"], old_name, ["/bin/sh", "-c", replaced_watch(step["name"])])
                 ids[step["name"]] = engine.create(step["spec"])
             except EngineError:
                 engine.rename(step["id"], old_name, step["name"])
+                engine.set_restart_policy(step["id"], step["name"],
+                                          (self.before.get(step["name"]) or {}).get("restart_policy") or "no")
                 raise
             engine.remove(step["id"], old_name)
             self.undo.append(("restore", ids[step["name"]], step["name"]))

@@ -3,7 +3,9 @@ killed while it holds the lock, partial runs, and services that keep data."""
 
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -229,4 +231,126 @@ def test_a_run_killed_while_holding_the_lock_blocks_the_next_only_for_its_lease(
     assert running(lab, "redis") == ["host2"]
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
     assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
+class EngineProxy(object):
+    """A unix-socket proxy to a lab engine that holds back the Docker calls ``hold`` picks: they
+    reach the engine never, as if the controller had died just before making them."""
+
+    def __init__(self, upstream, path, hold):
+        self.upstream, self.path, self.hold = upstream, path, hold
+        self.held = threading.Event()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(64)
+        self.sockets = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        for sock in self.sockets:
+            sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _address = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.upstream)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def _requests(self, client, upstream):
+        """Forward one HTTP request at a time (head, then a body of Content-Length bytes)."""
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _sep, rest = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    key, _colon, value = line.partition(b":")
+                    if key.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                while len(rest) < length:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    rest += data
+                request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                if self.hold(request_line):
+                    self.held.set()
+                    return  # never forwarded, never answered
+                upstream.sendall(head + b"\r\n\r\n" + rest[:length])
+                buf = rest[length:]
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("dataplane", ["socat", "kernel"])
+def test_a_run_that_dies_mid_replacement_leaves_one_answer_within_a_second(lab, topology, consumer, tmp_path, capsys,
+                                                                         dataplane):
+    """The controller dies after host1's new redis ambassador (pointing at host3) is up and before
+    the old one (pointing at host2) is removed: for a moment both answer to the name redis. The
+    old one stops by itself within the documented overlap, so consumers see one redis, and the
+    next run converges."""
+    topology.services["redis"].update(move="make_before_break", dataplane=dataplane)
+    converge(lab, topology.save())
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "place", "old"]) == "OK"
+    old = lab.client("host1").containers.get("redis_ambassador")
+    proxy = EngineProxy("/run/crosshost-lab/host1/docker.sock", str(tmp_path / "host1.sock"),
+                        lambda line: line.startswith("DELETE ") and "/containers/%s" % old.id in line)
+    topology.host_vars("host1", ambassador_docker_host="unix://%s" % proxy.path)
+    dead = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=8")
+    try:
+        assert proxy.held.wait(180), "the run never came to remove host1's old redis ambassador"
+        held = time.time()
+        os.killpg(dead.pid, signal.SIGKILL)
+        dead.wait(30)
+        host1 = lab.client("host1")
+        replaced = host1.containers.get(old.id).name
+        assert replaced.startswith("redis_ambassador.replaced-")
+        assert host1.containers.get("redis_ambassador").id != old.id
+        wait_for(lambda: host1.containers.get(old.id).status != "running", "the old ambassador to stop", timeout=30)
+        overlap = time.time() - held
+    finally:
+        if dead.poll() is None:
+            os.killpg(dead.pid, signal.SIGKILL)
+        proxy.close()
+    with capsys.disabled():
+        print("\n  run killed mid-replacement (%s): the old redis ambassador stopped %.2f s later" % (dataplane, overlap))
+    assert overlap < 3.0
+    # It stays stopped (restart policy no), and every request reaches the new place (host3, empty).
+    time.sleep(2)
+    assert host1.containers.get(old.id).status != "running"
+    assert [exec_ok(consumer, ["redis-cli", "-h", "redis", "GET", "place"]) for _ in range(10)] == [""] * 10
+    # The next run converges: the left-over ambassador goes, redis stays on host3 alone.
+    host_vars = os.path.join(topology.path, "host_vars", "host1.yml")
+    with open(host_vars) as handle:
+        values = yaml.safe_load(handle)
+    del values["ambassador_docker_host"]
+    with open(host_vars, "w") as handle:
+        yaml.safe_dump(values, handle)
+    run = converge(lab, topology, "-e", "ambassador_lock_timeout=60")
+    assert ("remove", replaced) in run.actions()["host1"]
+    assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
+    assert running(lab, "redis") == ["host3"]
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script)
+    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script, replaced_watch)
 
 
 def test_socat_listens_with_a_deep_backlog_and_without_nagle():
@@ -60,3 +60,9 @@ def test_several_peers_hand_a_plain_tcp_connection_to_the_checked_socat_itself()
     udp = ambassador_process("socat", "udp", [(53, 53)], "dns", allow=["10.0.0.3", "10.0.0.2"])["command"]
     tls = ambassador_process("socat", "tcp", [(80, 80)], "web", allow=["10.0.0.3", "10.0.0.2"], tls="server")["command"]
     assert not udp[-1].endswith(",nofork") and not tls[-1].endswith(",nofork")
+
+
+def test_the_watch_of_a_replaced_ambassador_is_valid_shell_naming_its_successor():
+    script = replaced_watch("redis_ambassador")
+    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+    assert script.startswith("name='redis_ambassador'\n") and "kill -TERM 1" in script
