@@ -354,3 +354,49 @@ def test_a_run_that_dies_mid_replacement_leaves_one_answer_within_a_second(lab, 
     assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
     assert running(lab, "redis") == ["host3"]
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
+def _session(sid):
+    """Pids of the processes left in session ``sid`` (a run started with start_new_session)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_ansible_playbook_alone_ends_its_workers_and_modules_and_the_next_run_converges(
+        lab, topology, consumer, capsys, signum):
+    """kill -INT / -TERM of the ansible-playbook process only (not its group), during a move: every
+    process of the run ends soon after, consumers still reach redis, and the next run converges."""
+    topology.services["redis"]["move"] = "make_before_break"
+    converge(lab, topology.save())
+    run = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=8")
+    try:
+        wait_for(lambda: _lock_held(lab), "the run to take its lock", timeout=60)
+        os.kill(run.pid, signum)
+        sent = time.time()
+        run.communicate(timeout=60)
+        assert run.returncode != 0
+        wait_for(lambda: not _session(run.pid), "every process of the interrupted run to end", timeout=30)
+        ended = time.time() - sent
+    finally:
+        if _session(run.pid):
+            os.killpg(run.pid, signal.SIGKILL)
+    with capsys.disabled():
+        print("\n  %s to ansible-playbook: its last process ended %.2f s later" % (signal.Signals(signum).name, ended))
+    # Workers and modules stop at their next step instead of finishing the run's current phase.
+    assert ended < 5
+    assert len(running(lab, "redis")) >= 1
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    converge(lab, topology, "-e", "ambassador_lock_timeout=60")
+    assert running(lab, "redis") == ["host3"]
+    assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
