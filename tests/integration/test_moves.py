@@ -15,6 +15,7 @@ from conftest import LAB_INVENTORY, OWNER_LABEL, ROOT, VENV_BIN, converge, exec_
 from test_faults import RECONNECTING_CLIENT
 
 LOCK = "crosshost-ambassador-lock"
+TAKE_FIRST = "Take this run's lock on the play's first engine first"
 TAKE = "Take this run's lock on every engine of the play (another run's lock is waited for)"
 DECIDE = "Decide what this host needs, changing nothing yet"
 STOP = "Stop the services that move stop-first, on the host they leave"
@@ -36,9 +37,9 @@ def running(lab, name):
 
 
 def lock_taken(run):
-    """Host -> the result of the step that took the run's lock."""
-    return dict((r["host"], r["result"]) for r in run.results
-                if r["action"] == "crosshost.ambassador.lock" and r["task"].endswith(TAKE) and r["status"] != "skipped")
+    """The results of the steps that took the run's lock (the first engine's, then every engine's)."""
+    return [r["result"] for r in run.results if r["action"] == "crosshost.ambassador.lock"
+            and r["task"].endswith((TAKE_FIRST, TAKE)) and r["status"] != "skipped"]
 
 
 def target_of(lab, host):
@@ -208,7 +209,7 @@ def test_two_runs_at_once_take_turns_and_leave_one_place(lab, topology, consumer
     assert first.returncode == 0, out[-3000:]
     assert second.rc == 0, second.output[-3000:]
     lock = lock_taken(second)
-    assert any(r.get("waited_for") for r in lock.values()), lock
+    assert any(r.get("waited_for") for r in lock), lock
     # The second run (redis on host2) came last: redis runs there alone, and consumers reach it.
     assert running(lab, "redis") == ["host2"]
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
@@ -225,7 +226,7 @@ def test_a_run_killed_while_holding_the_lock_blocks_the_next_only_for_its_lease(
         dead.wait(30)
     assert _lock_held(lab), "the killed run's lock should outlive it until its lease ends"
     run = converge(lab, move_redis(topology, "host2"), "-e", "ambassador_lock_timeout=60")
-    waited = [r["waited"] for r in lock_taken(run).values()]
+    waited = [r["waited"] for r in lock_taken(run)]
     assert max(waited) >= 1 and max(waited) < 30, waited
     # The next run converged from wherever the killed one stopped.
     assert running(lab, "redis") == ["host2"]
@@ -236,10 +237,11 @@ def test_a_run_killed_while_holding_the_lock_blocks_the_next_only_for_its_lease(
 
 class EngineProxy(object):
     """A unix-socket proxy to a lab engine that holds back the Docker calls ``hold`` picks: they
-    reach the engine never, as if the controller had died just before making them."""
+    reach the engine never, as if the controller had died just before making them. ``delay``
+    (request line -> seconds) slows calls down."""
 
-    def __init__(self, upstream, path, hold):
-        self.upstream, self.path, self.hold = upstream, path, hold
+    def __init__(self, upstream, path, hold, delay=None):
+        self.upstream, self.path, self.hold, self.delay = upstream, path, hold, delay
         self.held = threading.Event()
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
@@ -265,10 +267,13 @@ class EngineProxy(object):
 
     @staticmethod
     def _pump(source, sink):
+        """The engine's answers, as they come; its end of a connection (a hijacked exec stream
+        ends so) is passed on."""
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
+                    sink.shutdown(socket.SHUT_WR)
                     break
                 sink.sendall(data)
         except OSError:
@@ -299,6 +304,8 @@ class EngineProxy(object):
                 if self.hold(request_line):
                     self.held.set()
                     return  # never forwarded, never answered
+                if self.delay:
+                    time.sleep(self.delay(request_line))
                 upstream.sendall(head + b"\r\n\r\n" + rest[:length])
                 buf = rest[length:]
         except OSError:
@@ -400,3 +407,37 @@ def test_a_signal_to_ansible_playbook_alone_ends_its_workers_and_modules_and_the
     assert running(lab, "redis") == ["host3"]
     assert not any(".replaced-" in name for h in lab.hosts for name in lab.owned(h))
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
+def test_two_runs_started_at_the_same_instant_never_each_hold_a_part(lab, topology, consumer, tmp_path):
+    """Two runs start at once, and each reaches one engine's lock before the other does (run A is
+    slow to host3, run B to host1). Both take the play's first engine's lock (host1) first, so
+    one of them waits whole and both end well; taken in any order, each would hold a part and wait
+    for the other's until ambassador_lock_timeout, and both would fail."""
+    def slow_lock(line):
+        return 3.0 if line.startswith("POST ") and "name=%s" % LOCK in line else 0.0
+
+    proxies, runs = [], []
+    try:
+        for name, slow_host in (("a", "host3"), ("b", "host1")):
+            copy = topology.path + "-" + name
+            subprocess.run(["cp", "-r", topology.path, copy], check=True)
+            proxy = EngineProxy("/run/crosshost-lab/%s/docker.sock" % slow_host, str(tmp_path / ("%s.sock" % name)),
+                                hold=lambda line: False, delay=slow_lock)
+            proxies.append(proxy)
+            moved = _Copy(copy, "host3")
+            with open(os.path.join(copy, "host_vars", "%s.yml" % slow_host), "a") as handle:
+                handle.write("\nambassador_docker_host: unix://%s\n" % proxy.path)
+            runs.append(_start_site(lab, moved, "-e", "ambassador_lock_timeout=40"))
+        outputs = [r.communicate(timeout=300)[0] for r in runs]
+    finally:
+        for r in runs:
+            if r.poll() is None:
+                os.killpg(r.pid, signal.SIGKILL)
+        for proxy in proxies:
+            proxy.close()
+    for r, out in zip(runs, outputs):
+        assert r.returncode == 0, out[-3000:]
+    assert running(lab, "redis") == ["host3"]
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert not any(_lock_held(lab, h) for h in lab.hosts)
