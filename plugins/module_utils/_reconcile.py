@@ -217,6 +217,9 @@ def recreate_phase(spec, before):
 def split_phases(actions, before):
     """The decision's actions by phase (:data:`PHASES`), each in its original order.
 
+    A consumer-side ambassador is created with ``switch``, so that no consumer is given an
+    ambassador to a provider host whose make step failed.
+
     A removal goes with ``make`` instead of ``break`` when it frees a published port that a
     created or recreated container of this host needs. ``before`` is the decision's name ->
     spec of the owned containers as they are.
@@ -234,6 +237,10 @@ def split_phases(actions, before):
             phases["make" if frees & needed else "break"].append(action)
         elif action["action"] == "recreate":
             phases[recreate_phase(action["spec"], before.get(action["name"]))].append(action)
+        elif action["action"] == "create" and _side(action["spec"]) == "consumer":
+            # A consumer-side ambassador forwards to another host: it comes with the switch, once
+            # that host's make step succeeded (a failed one holds it back).
+            phases["switch"].append(action)
         else:
             phases["make"].append(action)
     return phases

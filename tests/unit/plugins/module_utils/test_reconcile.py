@@ -187,3 +187,14 @@ def test_named_volumes_are_what_stays_behind():
     assert named_volumes({"volumes": ["redis-data:/data", "/srv/x:/x:ro", "./rel:/y", "cache:/c:ro"]}) == [
         "redis-data", "cache"]
     assert named_volumes(None) == []
+
+
+def test_a_consumer_side_ambassador_is_created_with_the_switch_after_its_provider_is_made():
+    consumer_side = {"role": "ambassador", "side": "consumer", "published": []}
+    provider_side = {"role": "ambassador", "side": "provider", "published": []}
+    actions = [{"action": "create", "name": "web_ambassador", "spec": consumer_side},
+               {"action": "create", "name": "db_ambassador", "spec": provider_side},
+               {"action": "create", "name": "db", "spec": {"role": "service", "published": []}}]
+    phases = split_phases(actions, {})
+    assert [a["name"] for a in phases["make"]] == ["db_ambassador", "db"]
+    assert [a["name"] for a in phases["switch"]] == ["web_ambassador"]
