@@ -441,3 +441,24 @@ def test_two_runs_started_at_the_same_instant_never_each_hold_a_part(lab, topolo
     assert running(lab, "redis") == ["host3"]
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
     assert not any(_lock_held(lab, h) for h in lab.hosts)
+
+
+def test_a_provider_whose_image_cannot_be_pulled_gives_no_consumer_an_ambassador(lab, topology, consumer):
+    """A new service on host3 whose image no registry has: host3 fails naming the pull, and host1,
+    its consumer, is given no ambassador that would accept connections and drop them."""
+    converge(lab, topology)
+    topology.services["web"] = {"host": "host3", "port": 8080, "image": "crosshost-lab/missing:1",
+                                "consumers": ["host1"]}
+    started = time.time()
+    run = lab.site(topology.save())
+    took = time.time() - started
+    assert run.rc != 0 and run.failed_hosts() == ["host3"], run.output[-3000:]
+    msg = run.results_of("crosshost.ambassador.apply")["host3"]["result"]["msg"]
+    assert "pulling image crosshost-lab/missing:1" in msg
+    assert "web_ambassador" not in lab.owned("host1") and "web_ambassador" not in lab.owned("host3")
+    assert "called off the move of web, because host3 failed" in run.output
+    # The rest of the topology is untouched and works.
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert took < 60, "the failed pull took %.0f s" % took
+    del topology.services["web"]
+    assert converge(lab, topology.save()).changed() == {"host1": 0, "host2": 0, "host3": 0}
