@@ -313,8 +313,8 @@ class EngineProxy(object):
 
 
 @pytest.mark.parametrize("dataplane", ["socat", "kernel"])
-def test_a_run_that_dies_mid_replacement_leaves_one_answer_within_a_second(lab, topology, consumer, tmp_path, capsys,
-                                                                         dataplane):
+def test_a_run_that_dies_mid_replacement_leaves_one_answer_within_a_second(
+        lab, topology, consumer, tmp_path, capsys, dataplane):
     """The controller dies after host1's new redis ambassador (pointing at host3) is up and before
     the old one (pointing at host2) is removed: for a moment both answer to the name redis. The
     old one stops by itself within the documented overlap, so consumers see one redis, and the
