@@ -283,7 +283,8 @@ class DockerHost(object):
         self._call("pulling image %s" % ref, self.api.pull, repository, tag=tag or "latest")
 
     def create(self, spec):
-        """Create and start the container ``spec`` describes; return its id."""
+        """Create and start the container ``spec`` (``_container.spec``: every field of its table) describes;
+        return its id."""
         api = self.api
         port_bindings = {}
         for p in spec["published"]:

@@ -29,6 +29,7 @@ import ipaddress
 import re
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import check_settings
+from ansible_collections.crosshost.ambassador.plugins.module_utils._container import planned_container
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
     DATAPLANES, DEFAULT_DATAPLANE, TLS_MOUNT, ambassador_process)
 
@@ -36,7 +37,6 @@ DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
 # command this planner generates runs on it unchanged.
 DEFAULT_IMAGE = "docker.io/alpine/socat:1.8.0.3"
-RESTART_POLICY = "unless-stopped"
 AMBASSADOR_SUFFIX = "_ambassador"
 
 # Ambassadors run with the least they need: socat forwards bytes as an
@@ -60,9 +60,6 @@ KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False)
 # certificate and key are installed in its TLS directory, mounted read-only at
 # TLS_MOUNT.
 DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
-
-SERVICE_DEFAULTS = {"user": None, "read_only": False, "cap_drop": [], "security_opt": [], "memory": None,
-                    "pids_limit": None, "dataplane": None, "cap_add": [], "sysctls": {}}
 
 SERVICE_KEYS = frozenset(
     ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
@@ -656,34 +653,27 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
     return plans
 
 
-def _ambassador(name, side, svc, process, image, env, aliases, published, tls):
-    container = {
-        "name": ambassador_name(name),
-        "role": "ambassador",
-        "side": side,
-        "service": name,
-        "dataplane": svc["dataplane"],
-        "image": image,
-        "env": env,
-        "volumes": [],
-        "aliases": aliases,
-        "published": published,
-        "tls": bool(tls),
-    }
-    container.update(process)
-    container.update(KERNEL_HARDENING if svc["dataplane"] == "kernel" else AMBASSADOR_HARDENING)
-    return container
+def _ambassador(name, side, svc, process, image, network, tls_dir, **values):
+    """An ambassador container of service ``name`` (``values``: env, aliases, published, tls, target)."""
+    if values.get("tls"):
+        values["volumes"] = ["%s:%s:ro" % (tls_dir, TLS_MOUNT)]
+    values.update(process)
+    values.update(KERNEL_HARDENING if svc["dataplane"] == "kernel" else AMBASSADOR_HARDENING)
+    return planned_container(name=ambassador_name(name), role="ambassador", side=side, service=name,
+                             dataplane=svc["dataplane"], image=image, network=network, **values)
 
 
-def _consumer_side(svc, address):
-    """What every consumer-side ambassador of a service has in common: its process and env."""
+def _consumer_side(svc, address, image, network, tls_dir):
+    """The consumer-side ambassador of a service, the same on every host with that image, network
+    and TLS directory."""
     name, ports, protocol = svc["name"], svc["ports"], svc["protocol"]
     pairs = list(zip(ports, svc["published"]))
     prefix = env_prefix(name)
     env = dict(("%s_PORT_%d_%s" % (prefix, p, protocol.upper()), "%s://%s:%d" % (protocol, address, pub))
                for p, pub in pairs)
     tls = svc["host"] if svc["tls"] else None
-    return ambassador_process(svc["dataplane"], protocol, pairs, address, tls=tls), env, tls
+    process = ambassador_process(svc["dataplane"], protocol, pairs, address, tls=tls)
+    return _ambassador(name, "consumer", svc, process, image, network, tls_dir, env=env, aliases=[name], tls=bool(tls))
 
 
 def _host_plan(c, host, host_settings, services, consumed, provided, addresses, shared):
@@ -712,21 +702,9 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
                       "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
         if provider == host:
             if svc["image"] is not None:
-                service = {
-                    "name": name,
-                    "role": "service",
-                    "service": name,
-                    "image": svc["image"],
-                    "entrypoint": None,
-                    "command": svc["command"],
-                    "env": svc["env"],
-                    "volumes": svc["volumes"],
-                    "aliases": [],
-                    "published": [],
-                    "init": False,
-                }
-                service.update(SERVICE_DEFAULTS)
-                containers.append(service)
+                containers.append(planned_container(name=name, role="service", service=name, image=svc["image"],
+                                                    command=svc["command"], env=svc["env"], volumes=svc["volumes"],
+                                                    network=network))
             if has_ambassador:
                 bind = addresses[host][1] if svc["remote_consumers"] else None
                 tls = "server" if svc["tls"] and svc["remote_consumers"] else None
@@ -736,15 +714,14 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
                     {"host_ip": bind, "host_port": pub, "port": p, "protocol": protocol}
                     for p, pub in zip(ports, svc["published"])
                 ] if svc["remote_consumers"] else []
-                ambassador = _ambassador(name, "provider", svc, process, ambassador_image, {},
-                                         [name] if local_alias else [], published, tls)
-                ambassador["target"] = svc["container"]
-                containers.append(ambassador)
+                containers.append(_ambassador(name, "provider", svc, process, ambassador_image, network, tls_dir,
+                                              aliases=[name] if local_alias else [], published=published,
+                                              tls=bool(tls), target=svc["container"]))
         else:
-            if ("consumer", name) not in shared:
-                shared["consumer", name] = _consumer_side(svc, addresses[provider][0])
-            process, env, tls = shared["consumer", name]
-            containers.append(_ambassador(name, "consumer", svc, process, ambassador_image, env, [name], [], tls))
+            key = ("consumer", name, ambassador_image, network, tls_dir if svc["tls"] else None)
+            if key not in shared:
+                shared[key] = _consumer_side(svc, addresses[provider][0], ambassador_image, network, tls_dir)
+            containers.append(dict(shared[key]))
         if name in consumed:
             if ("links", name) not in shared:
                 shared["links", name] = link_environment(name, ports, protocol)
@@ -756,14 +733,7 @@ def _host_plan(c, host, host_settings, services, consumed, provided, addresses, 
         if other != ct["service"]:
             c.add("ambassador_services.%s" % ct["service"], "its container name %r on %s is also the ambassador of "
                   "service %r" % (ct["name"], host, other), "rename service %s" % ct["service"])
-    uses_tls = False
-    for ct in containers:
-        ct["network"] = network
-        ct["restart_policy"] = RESTART_POLICY
-        ct.setdefault("tls", False)
-        if ct["tls"]:
-            uses_tls = True
-            ct["volumes"] = ["%s:%s:ro" % (tls_dir, TLS_MOUNT)]
+    uses_tls = any(ct["tls"] for ct in containers)
     return {
         "host": host,
         "docker_host": docker["host"],

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._container import SPEC_KEYS, spec as container_spec
+
 LABEL_PREFIX = "crosshost.ambassador."
 OWNER_LABEL = LABEL_PREFIX + "managed"
 HASH_LABEL = LABEL_PREFIX + "spec-hash"
@@ -24,30 +26,8 @@ ROLE_LABEL = LABEL_PREFIX + "role"
 SERVICE_LABEL = LABEL_PREFIX + "service"
 SIDE_LABEL = LABEL_PREFIX + "side"
 
-# What makes up a container: any change here means the container is recreated.
-SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy", "dataplane", "cap_add", "sysctls",
-             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit", "tls_fingerprint")
-
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")
-
-
-def container_spec(planned):
-    """The part of a planned container that defines it, with stable ordering."""
-    spec = dict((key, planned.get(key)) for key in SPEC_KEYS)
-    spec["env"] = dict(sorted((spec["env"] or {}).items()))
-    spec["aliases"] = sorted(spec["aliases"] or [])
-    spec["volumes"] = list(spec["volumes"] or [])
-    spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
-                               key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
-    spec["init"] = bool(spec["init"])
-    spec["read_only"] = bool(spec["read_only"])
-    spec["cap_drop"] = sorted(spec["cap_drop"] or [])
-    spec["security_opt"] = sorted(spec["security_opt"] or [])
-    spec["cap_add"] = sorted(spec["cap_add"] or [])
-    spec["sysctls"] = dict(sorted((spec["sysctls"] or {}).items()))
-    return spec
 
 
 def _spec_text(spec):
@@ -113,15 +93,16 @@ def port_conflicts(specs, foreign):
     return sorted(set(found))
 
 
-def decide(planned, existing, stop_first=()):
+def decide(planned, existing, stop_first=(), tls_fingerprint=None):
     """Compare planned containers with what exists on the engine.
 
-    :param planned: the plan's containers (dicts with at least the SPEC_KEYS).
+    :param planned: the plan's containers (``_container.planned_container``).
     :param existing: one dict per container on the engine, with ``id``, ``name``,
         ``labels``, ``state`` and ``ports`` (the engine's summary of published ports).
     :param stop_first: services moved stop-first: a running service container of one of them
         that this host no longer runs is stopped (phase ``stop``) before it is removed, so that
         the new host never starts it while the old one still writes.
+    :param tls_fingerprint: the run's TLS files' fingerprint (see ``_container.spec``).
     :returns: a dict with
 
         * ``conflicts``: sentences naming each planned name taken by a container
@@ -135,7 +116,7 @@ def decide(planned, existing, stop_first=()):
     """
     by_name = dict((c["name"], c) for c in existing)
     owned = dict((c["name"], c) for c in existing if (c.get("labels") or {}).get(OWNER_LABEL) == "true")
-    specs = [container_spec(p) for p in planned]
+    specs = [container_spec(p, tls_fingerprint) for p in planned]
     wanted = set(s["name"] for s in specs)
 
     conflicts = sorted("container %s exists" % s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)

@@ -141,7 +141,9 @@ plans:
       description: The shared network.
       type: str
     containers:
-      description: The containers the host must run (input of M(crosshost.ambassador.apply)).
+      description:
+        - The containers the host must run (input of M(crosshost.ambassador.apply)), each with every field of
+          the one table of container fields, C(FIELDS) and C(PLAN_FIELDS) in C(plugins/module_utils/_container.py).
       type: list
       elements: dict
     consumes:
