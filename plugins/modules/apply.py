@@ -141,7 +141,9 @@ actions:
   description:
     - What was done (or, in check mode, would be done), in order, each with its reason.
     - C(kind) is container, network (created when missing) or image (pulled when missing);
-      C(action) is create, recreate, start, remove or pull.
+      C(action) is create, recreate, start, stop, remove or pull; C(phase) the phase it belongs to (O(phases)).
+    - A recreate's C(method) is C(side_by_side) (the new container runs before the old one goes) or
+      C(stop_first) (the old one is removed first).
   returned: always
   type: list
   elements: dict
@@ -149,10 +151,13 @@ actions:
     - action: recreate
       kind: container
       name: redis_ambassador
+      phase: switch
+      method: side_by_side
       reason: "changed: command, env"
     - action: remove
       kind: container
       name: web_ambassador
+      phase: break
       reason: no longer in the plan for this host
 summary:
   description: How many of each action.
@@ -208,12 +213,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import replaced_watch
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
+    PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise)
 
 
 def _public(action):
@@ -296,11 +300,13 @@ class Reconciler(object):
             self.where = "host %s (Docker engine at %s)" % (plan["host"], engine.url)
             existing = engine.containers()
             self.states = dict((c["name"], c.get("state")) for c in existing)
+            networks = [plan["network"]] if engine.network(plan["network"]) is not None else []
+            images = [i for i in sorted(set(ct["image"] for ct in plan["containers"])) if engine.has_image(i)]
         except EngineError as exc:
             self.fail(str(exc))
-
         decision = decide(plan["containers"], existing, stop_first=params["stop_first"],
-                          tls_fingerprint=params["tls_fingerprint"])
+                          tls_fingerprint=params["tls_fingerprint"], network=plan["network"], networks=networks,
+                          images=images)
         self.before = decision["before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
@@ -311,29 +317,12 @@ class Reconciler(object):
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
-        wanted = params["phases"]
-        phases = split_phases(decision["actions"], decision["before"])
         if params["resume"]:
             wanted = []
-            selected = resume_actions(existing, params["resume"])
+            steps, held = held_back(resume_actions(existing, params["resume"]), params["hold"])
         else:
-            selected = [a for p in PHASES if p in wanted for a in phases[p]]
-        selected, held = held_back(selected, params["hold"])
-        steps = []
-        network_created = False
-        try:
-            if "make" in wanted and engine.network(plan["network"]) is None:
-                steps.append({"action": "create", "kind": "network", "name": plan["network"],
-                              "reason": "network %s does not exist" % plan["network"]})
-                network_created = True
-            images = sorted(set(a["spec"]["image"] for a in selected if "spec" in a))
-            for image in images:
-                if not engine.has_image(image):
-                    steps.append({"action": "pull", "kind": "image", "name": image,
-                                  "reason": "image %s is not on the engine" % image})
-            steps.extend(selected)
-        except EngineError as exc:
-            self.fail(str(exc))
+            wanted = params["phases"]
+            steps, held = select(decision["steps"], wanted, params["hold"])
 
         left = self._volumes_left(steps)
         for service, volumes in sorted(left.items()):
@@ -364,15 +353,16 @@ class Reconciler(object):
                 if self.keeper is not None:
                     self.keeper.done.set()
 
+        pending_steps, pending_services = pending(decision["steps"], wanted)
         result = {
             "changed": bool(steps),
             "actions": [_public(a) for a in steps],
             "summary": summarise(steps),
             "unchanged": sorted(decision["unchanged"]),
             "containers": dict((c["name"], None if check_mode else ids.get(c["name"])) for c in plan["containers"]),
-            "network": {"name": plan["network"], "created": network_created},
-            "pending": dict((p, len(phases[p])) for p in PHASES if p not in wanted),
-            "pending_services": dict((p, services_of(phases[p])) for p in PHASES if p not in wanted),
+            "network": {"name": plan["network"], "created": any(s["kind"] == "network" for s in steps)},
+            "pending": pending_steps,
+            "pending_services": pending_services,
             "held": [_public(a) for a in held],
             "volumes_left": left,
         }
@@ -421,27 +411,11 @@ class Reconciler(object):
         elif action == "remove":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
-        elif action == "recreate" and replace_side_by_side(step["spec"], self.before.get(step["name"])):
-            # The new one is up before the old one goes: both carry the alias for a moment. Should
-            # the run die in that moment, the old one stops by itself (replaced_watch), and stays
-            # stopped (restart policy no).
-            old_name = "%s.replaced-%s" % (step["name"], step["id"][:12])
-            engine.rename(step["id"], step["name"], old_name)
-            try:
-                engine.set_restart_policy(step["id"], old_name, "no")
-                if self.states.get(step["name"]) == "running":
-                    engine.exec_detached(step["id"], old_name, ["/bin/sh", "-c", replaced_watch(step["name"])])
-                ids[step["name"]] = engine.create(step["spec"])
-            except EngineError:
-                engine.rename(step["id"], old_name, step["name"])
-                engine.set_restart_policy(step["id"], step["name"],
-                                          (self.before.get(step["name"]) or {}).get("restart_policy") or "no")
-                raise
-            engine.remove(step["id"], old_name)
-            self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "recreate":
-            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
-            ids[step["name"]] = engine.create(step["spec"])
+            ids[step["name"]] = engine.replace(
+                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["role"]),
+                running=self.states.get(step["name"]) == "running",
+                restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"))
             self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "create":
             ids[step["name"]] = engine.create(step["spec"])
