@@ -16,7 +16,8 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLES as CONNECTION_VARIABLES
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
-from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
 
 # Inventory variable -> key of the planner's per-host settings.
 HOST_VARIABLES = (
