@@ -217,13 +217,9 @@ def pending(steps, phases):
     return dict((p, len(of[p])) for p in left), dict((p, services_of(of[p])) for p in left)
 
 
-# Phases of a change, run one after the other on every host (make before break): services that
-# move stop-first are stopped on their old host, then what is new comes up everywhere (a moved
-# service and its provider-side ambassador on the new host), then consumers switch over (their
-# ambassadors recreated to point at the new host), and only then does the old host let go (its
-# service removed, its provider-side ambassador turned into a consumer-side one or removed).
-# The topology role runs a phase only once every phase before it succeeded where it matters:
-# see roles/topology and the README's "Moves".
+# Phases of a change, each run on every host before the next (make before break): what each
+# does is explained once, in the apply module's documentation of its option phases; how the
+# topology role runs them, in the README's "Moves".
 PHASES = ("stop", "make", "switch", "break")
 
 
