@@ -423,7 +423,6 @@ class DockerHost(object):
         self.remove(container_id, aside)
         return new_id
 
-
     def rename(self, container_id, name, new_name):
         self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)
 

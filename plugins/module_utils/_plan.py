@@ -34,6 +34,7 @@ AMBASSADOR_HARDENING = {
 # iptables needs a writable /run for its lock; the rest of the hardening holds.
 KERNEL_HARDENING = dict(AMBASSADOR_HARDENING, user=None, read_only=False)
 
+
 def link_environment(service, ports, protocol):
     """Docker-links-style variables naming the service by its alias, as legacy apps read them.
 
@@ -49,7 +50,6 @@ def link_environment(service, ports, protocol):
         env[base + "_PORT"] = str(port)
         env[base + "_PROTO"] = protocol
     return env
-
 
 
 def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None,

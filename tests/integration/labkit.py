@@ -73,7 +73,6 @@ def ansible_playbook(args, tmpdir):
     return Run(proc.returncode, proc.stdout, record)
 
 
-
 def wait_for(predicate, what, timeout=30):
     """Poll predicate until it is true (bounded); fail naming what was awaited."""
     deadline = time.time() + timeout

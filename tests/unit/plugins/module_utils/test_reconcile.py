@@ -211,6 +211,6 @@ def test_steps_carry_their_phase_and_method_and_select_takes_those_of_some_phase
     assert [s["name"] for s in taken] == ["redis_ambassador"] and held == []
     taken, held = select(d["steps"], ["make", "switch"], hold=["redis"])
     assert [s["name"] for s in taken] == ["ambassador"] and [s["name"] for s in held] == ["redis", "redis_ambassador"]
-    assert pending(d["steps"], ["make"]) == ({"stop": 0, "switch": 1, "break": 0},
-                                            {"stop": [], "switch": ["redis"], "break": []})
+    assert pending(d["steps"], ["make"]) == (
+        {"stop": 0, "switch": 1, "break": 0}, {"stop": [], "switch": ["redis"], "break": []})
     assert replace_method({"role": "service", "published": []}, {"role": "service", "published": []}) == "stop_first"
