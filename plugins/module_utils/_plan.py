@@ -92,20 +92,19 @@ def _consumer_side(svc, host, image):
     prefix = env_prefix(svc.name)
     env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()), "%s://%s:%d" % (svc.protocol, address, pub))
                for p, pub in pairs)
-    tls = svc.host if svc.tls else None
-    process = ambassador_process(svc.dataplane, svc.protocol, pairs, address, tls=tls)
-    return _ambassador(svc, "consumer", process, host, image, env=env, aliases=[svc.name], tls=bool(tls))
+    process = ambassador_process(svc.dataplane, svc.protocol, pairs, address, tls_role=svc.host if svc.tls else None)
+    return _ambassador(svc, "consumer", process, host, image, env=env, aliases=[svc.name], tls=svc.tls)
 
 
 def _provider_side(svc, host, image, local_alias):
     remote = bool(svc.remote_consumers)
-    tls = "server" if svc.tls and remote else None
+    tls = svc.tls and remote
     process = ambassador_process(svc.dataplane, svc.protocol, [(p, p) for p in svc.ports], svc.container,
-                                 allow=svc.allow, tls=tls)
+                                 allow=svc.allow, tls_role="server" if tls else None)
     published = [{"host_ip": host.bind, "host_port": pub, "port": p, "protocol": svc.protocol}
                  for p, pub in zip(svc.ports, svc.published)] if remote else []
     return _ambassador(svc, "provider", process, host, image, aliases=[svc.name] if local_alias else [],
-                       published=published, tls=bool(tls), target=svc.container)
+                       published=published, tls=tls, target=svc.container)
 
 
 def _host_plan(host, services, shared):
