@@ -532,18 +532,22 @@ def _check_hosts(c, topology):
     """What only the whole topology shows: a kernel ambassador needs the host's kernel image, and
     a service container must not take the name of another service's ambassador."""
     services = topology.services
+    kernel = set(n for n, svc in services.items() if svc.dataplane == "kernel")
+    # A service container named like the ambassador of its owner service.
+    owners = dict((n, n[:-len(AMBASSADOR_SUFFIX)]) for n, svc in services.items() if svc.image is not None
+                  and n.endswith(AMBASSADOR_SUFFIX) and n[:-len(AMBASSADOR_SUFFIX)] in services)
+    if not kernel and not owners:
+        return
     for host in topology.hosts.values():
-        names = set(host.provides) | (host.consumes & services.keys())
-        for name in sorted(names):
+        for name in sorted((set(host.provides) | (host.consumes & services.keys())) & (kernel | set(owners))):
             svc = services[name]
-            side = ambassador_side(svc, host.name, host.consumes)
-            if side and svc.dataplane == "kernel" and host.kernel_image is None:
+            if (name in kernel and host.kernel_image is None
+                    and ambassador_side(svc, host.name, host.consumes)):
                 c.add("%s: ambassador_kernel_image" % host.name, "is not set, yet service %r uses the kernel data "
                       "plane on this host" % name, "set it to an image with /bin/sh, iptables-restore and getent "
                       "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
-            owner = name[:-len(AMBASSADOR_SUFFIX)] if name.endswith(AMBASSADOR_SUFFIX) else None
-            if (svc.host == host.name and svc.image is not None and owner in services
-                    and ambassador_side(services[owner], host.name, host.consumes)):
+            owner = owners.get(name)
+            if owner and svc.host == host.name and ambassador_side(services[owner], host.name, host.consumes):
                 c.add("ambassador_services.%s" % name, "its container name %r on %s is also the ambassador of "
                       "service %r" % (name, host.name, owner), "rename service %s" % name)
 
