@@ -12,6 +12,8 @@ what the inventory says.
 
 from __future__ import annotations
 
+import gc
+
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import planned_container
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import TLS_MOUNT, ambassador_process
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
@@ -72,7 +74,16 @@ def plan_topology(services, hosts, groups=None, known_hosts=None, tls=False, pla
 def plan(topology):
     """Hostname -> the plan of each host of the topology (see :func:`_host_plan`), in its order."""
     shared = {}
-    return dict((name, _host_plan(host, topology.services, shared)) for name, host in topology.hosts.items())
+    # The plans are acyclic and only grow here: the cyclic garbage collector would rescan them over
+    # and over. Measured on bench/planning.py's 5,000 hosts x 1,000 services (CPU time, median of 6):
+    # 0.47 s with it, 0.36 s without.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return dict((name, _host_plan(host, topology.services, shared)) for name, host in topology.hosts.items())
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _ambassador(svc, side, process, host, image, **values):
