@@ -73,7 +73,7 @@ options:
     choices: [socat, kernel]
   as_json:
     description:
-      - Return each host's plan as a JSON string in C(plans_json) instead of C(plans): Ansible handles one
+      - Return each host's plan as a JSON string in C(plans_json) instead of C(plans). Ansible handles one
         string per host faster than thousands of nested dicts (measured in the README's "Performance").
         The C(crosshost.ambassador.topology) role uses it and decodes one host's plan per host.
     type: bool
