@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
 import controller  # noqa: E402
-from conftest import ansible_playbook, exec_ok  # noqa: E402  (the integration tests' runner and retry)
+from labkit import ansible_playbook, exec_ok  # noqa: E402  (shared with the integration tests)
 
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],

@@ -16,7 +16,8 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLES as CONNECTION_VARIABLES
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
-from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
 
 # Inventory variable -> key of the planner's per-host settings.
 HOST_VARIABLES = (
@@ -132,8 +133,7 @@ class ActionModule(ActionBase):
             return result
 
         if args.get("as_json"):
-            # One string per host: Ansible handles a result of thousands of nested dicts slowly
-            # (about 5 s for 1,000 hosts x 10 services), and one string each quickly.
+            # One string per host: why, and what it saves, in the README's "Performance".
             result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
         else:
             result["plans"] = plans

@@ -73,10 +73,10 @@ def _socat_escape(text):
     return text
 
 
-def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls=None):
+def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls_role=None):
     """The two socat addresses that forward one port, accepting only peers in ``allow``.
 
-    ``tls`` makes the network side mutual TLS: ``"server"`` on a provider-side
+    ``tls_role`` makes the network side mutual TLS: ``"server"`` on a provider-side
     ambassador (it listens with its certificate and demands a client certificate
     from the same CA), or the provider's inventory hostname on a consumer-side
     one (it connects with its certificate and checks the provider's name).
@@ -93,13 +93,13 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
         listen = "UDP-RECVFROM:%d,fork,reuseaddr" % listen_port
         connect = "UDP-SENDTO:%s:%d" % (target, target_port)
     else:
-        if tls == "server":
+        if tls_role == "server":
             listen = "OPENSSL-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay,%s" % (listen_port, SOCAT_BACKLOG,
                                                                                  TLS_OPTIONS)
         else:
             listen = "TCP-LISTEN:%d,fork,reuseaddr,backlog=%d,nodelay" % (listen_port, SOCAT_BACKLOG)
-        if tls and tls != "server":
-            connect = "OPENSSL:%s:%d,nodelay,%s,commonname=%s" % (target, target_port, TLS_OPTIONS, tls)
+        if tls_role and tls_role != "server":
+            connect = "OPENSSL:%s:%d,nodelay,%s,commonname=%s" % (target, target_port, TLS_OPTIONS, tls_role)
         else:
             connect = "TCP:%s:%d,nodelay" % (target, target_port)
     allow = sorted(set(allow))
@@ -108,7 +108,7 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
     elif allow:
         test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
         connect = "SYSTEM:" + _socat_escape("test %s && exec socat -b %d - %s" % (test, SOCAT_BUFFER, connect))
-        if protocol == "tcp" and tls != "server":
+        if protocol == "tcp" and tls_role != "server":
             # The checked socat takes over the accepted connection itself (nofork): one process
             # and one copy per connection, as with one peer. TLS and UDP need the listener's socat
             # in between.
@@ -116,11 +116,11 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
     return [listen, connect]
 
 
-def _socat(protocol, ports, target, allow, tls):
+def _socat(protocol, ports, target, allow, tls_role):
     """One forward runs socat as the container's process (as ``alpine/socat`` is meant to be
     used); several run under ``/bin/sh`` with an init process, so that a stop signal reaches
     every socat."""
-    forwards = [socat_forward(protocol, listen, target, port, allow, tls) for listen, port in ports]
+    forwards = [socat_forward(protocol, listen, target, port, allow, tls_role) for listen, port in ports]
     if len(forwards) == 1:
         return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False,
                 "cap_add": [], "sysctls": {}}
@@ -218,7 +218,7 @@ def replaced_watch(name, every=REPLACED_WATCH_EVERY):
     ]) + "\n"
 
 
-def ambassador_process(dataplane, protocol, ports, target, allow=(), tls=None):
+def ambassador_process(dataplane, protocol, ports, target, allow=(), tls_role=None):
     """What an ambassador container runs to forward ``ports`` to ``target``.
 
     :param dataplane: one of :data:`DATAPLANES`.
@@ -226,14 +226,14 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls=None):
     :param ports: ``[(listen_port, target_port), ...]``.
     :param target: the container name or address (IPv4, IPv6 or DNS name) forwarded to.
     :param allow: the only peer addresses let in (provider side); empty lets everyone in.
-    :param tls: ``"server"``, the provider's hostname (consumer side), or None: see
+    :param tls_role: ``"server"``, the provider's hostname (consumer side), or None: see
         :func:`socat_forward`. The kernel plane cannot (the planner refuses it).
     :returns: ``{"entrypoint", "command", "init", "cap_add", "sysctls"}``.
     """
     if dataplane == "kernel":
-        if tls:
+        if tls_role:
             raise ValueError("the kernel data plane cannot speak TLS")
         return _kernel(protocol, ports, target, allow)
     if dataplane != "socat":
         raise ValueError("unknown data plane %r" % (dataplane,))
-    return _socat(protocol, ports, target, allow, tls)
+    return _socat(protocol, ports, target, allow, tls_role)

@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
         pass
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLE, resolve
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import replaced_watch
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
 
 # Docker SDK releases that break under newer libraries beneath them (measured; see the README's support table):
@@ -283,7 +284,8 @@ class DockerHost(object):
         self._call("pulling image %s" % ref, self.api.pull, repository, tag=tag or "latest")
 
     def create(self, spec):
-        """Create and start the container ``spec`` describes; return its id."""
+        """Create and start the container ``spec`` (``_container.spec``: every field of its table) describes;
+        return its id."""
         api = self.api
         port_bindings = {}
         for p in spec["published"]:
@@ -390,6 +392,36 @@ class DockerHost(object):
     def set_restart_policy(self, container_id, name, policy):
         self._call("setting the restart policy of container %s" % name, self.api.update_container, container_id,
                    restart_policy={"Name": policy})
+
+    def replace(self, container_id, spec, method, stop_timeout=None, running=False, restart_policy=None):
+        """Replace the container ``container_id`` by one made from ``spec``, of the same name; return its id.
+
+        ``method`` (``_reconcile.replace_method``): ``side_by_side`` renames the old one aside, makes
+        the new one and only then removes the old one; ``stop_first`` removes the old one first,
+        stopped within ``stop_timeout`` seconds when given.
+
+        Side by side, both carry the name's alias for a moment. Should the run die in that moment,
+        the old one stops by itself (``_dataplane.replaced_watch``, started in it when it is
+        ``running``) and stays stopped (restart policy no). When the new one cannot be made, the old
+        one gets its name and its ``restart_policy`` back and keeps running.
+        """
+        name = spec["name"]
+        if method == "stop_first":
+            self.remove(container_id, name, stop_timeout=stop_timeout)
+            return self.create(spec)
+        aside = "%s.replaced-%s" % (name, container_id[:12])
+        self.rename(container_id, name, aside)
+        try:
+            self.set_restart_policy(container_id, aside, "no")
+            if running:
+                self.exec_detached(container_id, aside, ["/bin/sh", "-c", replaced_watch(name)])
+            new_id = self.create(spec)
+        except EngineError:
+            self.rename(container_id, aside, name)
+            self.set_restart_policy(container_id, name, restart_policy or "no")
+            raise
+        self.remove(container_id, aside)
+        return new_id
 
     def rename(self, container_id, name, new_name):
         self._call("renaming container %s to %s" % (name, new_name), self.api.rename, container_id, new_name)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._container import SPEC_KEYS, spec as container_spec
+
 LABEL_PREFIX = "crosshost.ambassador."
 OWNER_LABEL = LABEL_PREFIX + "managed"
 HASH_LABEL = LABEL_PREFIX + "spec-hash"
@@ -24,30 +26,8 @@ ROLE_LABEL = LABEL_PREFIX + "role"
 SERVICE_LABEL = LABEL_PREFIX + "service"
 SIDE_LABEL = LABEL_PREFIX + "side"
 
-# What makes up a container: any change here means the container is recreated.
-SPEC_KEYS = ("name", "role", "side", "service", "image", "entrypoint", "command", "env", "volumes",
-             "network", "aliases", "published", "init", "restart_policy", "dataplane", "cap_add", "sysctls",
-             "user", "read_only", "cap_drop", "security_opt", "memory", "pids_limit", "tls_fingerprint")
-
 # Docker states in which an owned, up-to-date container is simply started again.
 STARTABLE_STATES = ("created", "exited", "dead")
-
-
-def container_spec(planned):
-    """The part of a planned container that defines it, with stable ordering."""
-    spec = dict((key, planned.get(key)) for key in SPEC_KEYS)
-    spec["env"] = dict(sorted((spec["env"] or {}).items()))
-    spec["aliases"] = sorted(spec["aliases"] or [])
-    spec["volumes"] = list(spec["volumes"] or [])
-    spec["published"] = sorted((dict(p) for p in (spec["published"] or [])),
-                               key=lambda p: (p.get("protocol"), p.get("host_port"), p.get("port")))
-    spec["init"] = bool(spec["init"])
-    spec["read_only"] = bool(spec["read_only"])
-    spec["cap_drop"] = sorted(spec["cap_drop"] or [])
-    spec["security_opt"] = sorted(spec["security_opt"] or [])
-    spec["cap_add"] = sorted(spec["cap_add"] or [])
-    spec["sysctls"] = dict(sorted((spec["sysctls"] or {}).items()))
-    return spec
 
 
 def _spec_text(spec):
@@ -113,15 +93,20 @@ def port_conflicts(specs, foreign):
     return sorted(set(found))
 
 
-def decide(planned, existing, stop_first=()):
+def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None, networks=(), images=None):
     """Compare planned containers with what exists on the engine.
 
-    :param planned: the plan's containers (dicts with at least the SPEC_KEYS).
+    :param planned: the plan's containers (``_container.planned_container``).
     :param existing: one dict per container on the engine, with ``id``, ``name``,
         ``labels``, ``state`` and ``ports`` (the engine's summary of published ports).
     :param stop_first: services moved stop-first: a running service container of one of them
         that this host no longer runs is stopped (phase ``stop``) before it is removed, so that
         the new host never starts it while the old one still writes.
+    :param tls_fingerprint: the run's TLS files' fingerprint (see ``_container.spec``).
+    :param network: the plan's shared network; a step creates it when it is not in ``networks``
+        (the engine's networks of that name).
+    :param images: the planned images the engine has; a step pulls each other one that a created
+        or recreated container needs. None: no image steps.
     :returns: a dict with
 
         * ``conflicts``: sentences naming each planned name taken by a container
@@ -131,11 +116,14 @@ def decide(planned, existing, stop_first=()):
           with ``action`` one of stop, remove, recreate, create, start, and ``service``;
         * ``unchanged``: names of planned containers already as planned;
         * ``before`` / ``after``: name -> spec of owned containers now and after
-          the actions, for a diff.
+          the actions, for a diff;
+        * ``steps``: everything to do on the host, each a copy of an action (or a network or
+          image step) with its ``phase`` (:data:`PHASES`) and, for a recreate, its ``method``
+          (see :func:`replace_method`); :func:`select` takes those of some phases.
     """
     by_name = dict((c["name"], c) for c in existing)
     owned = dict((c["name"], c) for c in existing if (c.get("labels") or {}).get(OWNER_LABEL) == "true")
-    specs = [container_spec(p) for p in planned]
+    specs = [container_spec(p, tls_fingerprint) for p in planned]
     wanted = set(s["name"] for s in specs)
 
     conflicts = sorted("container %s exists" % s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)
@@ -143,7 +131,7 @@ def decide(planned, existing, stop_first=()):
     conflicts += port_conflicts(specs, foreign)
     before = dict((name, stored_spec(c.get("labels") or {})) for name, c in sorted(owned.items()))
     after = dict((s["name"], s) for s in sorted(specs, key=lambda s: s["name"]))
-    result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after}
+    result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after, "steps": []}
     if conflicts:
         return result
 
@@ -180,16 +168,58 @@ def decide(planned, existing, stop_first=()):
                             "service": spec["service"], "reason": "up to date but %s" % current.get("state")})
         else:
             result["unchanged"].append(name)
+    result["steps"] = _steps(actions, before, network, networks, images)
     return result
 
 
-# Phases of a change, run one after the other on every host (make before break): services that
-# move stop-first are stopped on their old host, then what is new comes up everywhere (a moved
-# service and its provider-side ambassador on the new host), then consumers switch over (their
-# ambassadors recreated to point at the new host), and only then does the old host let go (its
-# service removed, its provider-side ambassador turned into a consumer-side one or removed).
-# The topology role runs a phase only once every phase before it succeeded where it matters:
-# see roles/topology and the README's "Moves".
+def _steps(actions, before, network, networks, images):
+    """The actions with their phase and method, after the network and image steps they need."""
+    needed = _needed_ports(actions)
+    steps = []
+    if network is not None and network not in networks:
+        steps.append({"action": "create", "kind": "network", "name": network, "phase": "make",
+                      "reason": "network %s does not exist" % network})
+    pulled = set()
+    for action in actions:
+        phase = phase_of(action, before, needed)
+        image = action["spec"]["image"] if "spec" in action else None
+        if images is not None and image is not None and image not in images and (image, phase) not in pulled:
+            pulled.add((image, phase))
+            steps.append({"action": "pull", "kind": "image", "name": image, "phase": phase,
+                          "reason": "image %s is not on the engine" % image})
+        step = dict(action, phase=phase)
+        if action["action"] == "recreate":
+            step["method"] = replace_method(action["spec"], before.get(action["name"]))
+        steps.append(step)
+    return steps
+
+
+def select(steps, phases, hold=()):
+    """``(steps to take, steps held)`` of ``phases``, in phase order: the network and image steps
+    first (an image only when a step taken needs it, once), then the container steps. The
+    container steps of services in ``hold`` wait (their new place failed to come up, so nothing
+    may switch to it or let go of the old place)."""
+    chosen = [s for p in PHASES if p in phases for s in steps if s["phase"] == p]
+    taken, held = held_back([s for s in chosen if s["kind"] == "container"], hold)
+    needed = set(s["spec"]["image"] for s in taken if "spec" in s)
+    first, seen = [], set()
+    for step in chosen:
+        if step["kind"] == "network" or (step["kind"] == "image" and step["name"] in needed - seen):
+            seen.add(step["name"])
+            first.append(step)
+    return first + taken, held
+
+
+def pending(steps, phases):
+    """For each phase not in ``phases``: how many container steps it has, and for which services."""
+    left = [p for p in PHASES if p not in phases]
+    of = dict((p, [s for s in steps if s["phase"] == p and s["kind"] == "container"]) for p in left)
+    return dict((p, len(of[p])) for p in left), dict((p, services_of(of[p])) for p in left)
+
+
+# Phases of a change, each run on every host before the next (make before break): what each
+# does is explained once, in the apply module's documentation of its option phases; how the
+# topology role runs them, in the README's "Moves".
 PHASES = ("stop", "make", "switch", "break")
 
 
@@ -214,35 +244,39 @@ def recreate_phase(spec, before):
     return "switch"
 
 
-def split_phases(actions, before):
-    """The decision's actions by phase (:data:`PHASES`), each in its original order.
-
-    A consumer-side ambassador is created with ``switch``, so that no consumer is given an
-    ambassador to a provider host whose make step failed.
-
-    A removal goes with ``make`` instead of ``break`` when it frees a published port that a
-    created or recreated container of this host needs. ``before`` is the decision's name ->
-    spec of the owned containers as they are.
-    """
+def _needed_ports(actions):
+    """The published ports that created or recreated containers need."""
     needed = set()
     for action in actions:
         if "spec" in action:
             needed |= _published_keys(action["spec"])
+    return needed
+
+
+def phase_of(action, before, needed):
+    """The phase of one action of the decision. A removal goes with ``make`` instead of ``break``
+    when it frees a published port in ``needed`` (see :func:`_needed_ports`). ``before`` is the
+    decision's name -> spec of the owned containers as they are."""
+    if action["action"] == "stop":
+        return "stop"
+    if action["action"] == "remove":
+        return "make" if _published_keys(before.get(action["name"])) & needed else "break"
+    if action["action"] == "recreate":
+        return recreate_phase(action["spec"], before.get(action["name"]))
+    if action["action"] == "create" and _side(action["spec"]) == "consumer":
+        # A consumer-side ambassador forwards to another host: it comes with the switch, once that
+        # host's make step succeeded (a failed one holds it back), so that no consumer is given an
+        # ambassador to a provider host whose make step failed.
+        return "switch"
+    return "make"
+
+
+def split_phases(actions, before):
+    """The decision's actions by phase (:data:`PHASES`), each in its original order (see :func:`phase_of`)."""
+    needed = _needed_ports(actions)
     phases = dict((phase, []) for phase in PHASES)
     for action in actions:
-        if action["action"] == "stop":
-            phases["stop"].append(action)
-        elif action["action"] == "remove":
-            frees = _published_keys(before.get(action["name"]))
-            phases["make" if frees & needed else "break"].append(action)
-        elif action["action"] == "recreate":
-            phases[recreate_phase(action["spec"], before.get(action["name"]))].append(action)
-        elif action["action"] == "create" and _side(action["spec"]) == "consumer":
-            # A consumer-side ambassador forwards to another host: it comes with the switch, once
-            # that host's make step succeeded (a failed one holds it back).
-            phases["switch"].append(action)
-        else:
-            phases["make"].append(action)
+        phases[phase_of(action, before, needed)].append(action)
     return phases
 
 
@@ -251,6 +285,12 @@ def replace_side_by_side(spec, before):
     then the old one removed): ambassadors whose old and new selves publish no port in common
     (consumer-side ones, and an ambassador that turns from one side into the other)."""
     return spec["role"] == "ambassador" and not (_published_keys(spec) & _published_keys(before))
+
+
+def replace_method(spec, before):
+    """How a recreated container is replaced (``DockerHost.replace``): ``side_by_side`` (see
+    :func:`replace_side_by_side`), else ``stop_first`` (the old one is removed, then the new one made)."""
+    return "side_by_side" if replace_side_by_side(spec, before) else "stop_first"
 
 
 def summarise(actions):

@@ -26,7 +26,7 @@ creates, recreates or removes are coloured, and removed ones drawn as ghosts.
 
 from __future__ import annotations
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
+from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import ambassador_name
 
 # Fill colours of containers by what the next run does to them.
 ACTION_COLOURS = {"create": "#b7e4c7", "recreate": "#ffd166", "remove": "#f4a3a3", "start": "#cfe2ff"}

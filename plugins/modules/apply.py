@@ -39,218 +39,16 @@ attributes:
 options:
   plan:
     description:
-      - One host's plan, as returned for that host by M(crosshost.ambassador.plan) in C(plans).
+      - One host's plan, as M(crosshost.ambassador.plan) returns it for that host in RV(crosshost.ambassador.plan#module:plans)
+        (the topology role's C(ambassador_plan)), where its fields are described. It is made by the
+        planner, not written by hand.
     type: dict
     required: true
-    suboptions:
-      host:
-        description: The inventory hostname the plan is for (used in messages).
-        type: str
-        required: true
-      docker_host:
-        description:
-          - The Docker API URL of the host's engine, from C(ambassador_docker_host); the same as O(plan.docker.host).
-          - Unset (null), the module's environment variable E(DOCKER_HOST) is used, else C(unix:///var/run/docker.sock).
-        type: str
-      docker:
-        description:
-          - How the module reaches the host's engine, from the host's C(ambassador_docker_*) variables.
-          - Each setting left null is taken from the module's environment, as the Docker CLI reads it.
-            TLS settings given by variables replace those of the environment one by one.
-          - The engine's own CA is used even when E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) is set
-            (requests would otherwise verify against that bundle); proxies from the environment are not used.
-        type: dict
-        suboptions:
-          host:
-            description: C(ambassador_docker_host); else E(DOCKER_HOST), else C(unix:///var/run/docker.sock).
-            type: str
-          tls_verify:
-            description:
-              - C(ambassador_docker_tls_verify); else true when E(DOCKER_TLS_VERIFY) is set and not empty.
-              - TLS is used for a C(tcp://) URL when this is true or a CA or client certificate is given.
-            type: bool
-          ca_path:
-            description: C(ambassador_docker_ca_path), the CA certificate that signed the engine's; else C(ca.pem) in E(DOCKER_CERT_PATH).
-            type: str
-          client_cert:
-            description: C(ambassador_docker_client_cert); else C(cert.pem) in E(DOCKER_CERT_PATH).
-            type: str
-          client_key:
-            description: C(ambassador_docker_client_key); else C(key.pem) in E(DOCKER_CERT_PATH).
-            type: str
-          tls_hostname:
-            description: C(ambassador_docker_tls_hostname), the name to expect in the engine's certificate; else E(DOCKER_TLS_HOSTNAME), else the URL's host.
-            type: str
-          api_version:
-            description: C(ambassador_docker_api_version); else E(DOCKER_API_VERSION), else V(auto) (the engine's).
-            type: str
-          use_ssh_client:
-            description:
-              - C(ambassador_docker_use_ssh_client), for C(ssh://) URLs; default true, the OpenSSH client
-                (the SDK's C(use_ssh_client)). The SDK still needs the package paramiko installed for C(ssh://).
-            type: bool
-      network:
-        description: The user-defined bridge network that services, ambassadors and consumers share.
-        type: str
-        required: true
-      containers:
-        description: The containers the host must run.
-        type: list
-        elements: dict
-        required: true
-        suboptions:
-          name:
-            description: Container name (C(<service>) or C(<service>_ambassador)).
-            type: str
-            required: true
-          role:
-            description: What the container is.
-            type: str
-            required: true
-            choices: [ambassador, service]
-          side:
-            description: For an ambassador, whether it sits with the provider or a consumer.
-            type: str
-            choices: [provider, consumer]
-          service:
-            description: The service the container belongs to.
-            type: str
-            required: true
-          image:
-            description: Image reference.
-            type: str
-            required: true
-          entrypoint:
-            description: Entrypoint, or null for the image's own.
-            type: list
-            elements: str
-          command:
-            description: Command (a string or a list), or null for the image's own.
-            type: raw
-          env:
-            description: Environment variables.
-            type: dict
-            default: {}
-          volumes:
-            description: Volumes as C(source:/path[:mode]).
-            type: list
-            elements: str
-            default: []
-          network:
-            description: Network to attach the container to.
-            type: str
-            required: true
-          aliases:
-            description: Network aliases (a consumer-side ambassador carries the service's name).
-            type: list
-            elements: str
-            default: []
-          published:
-            description: Published ports.
-            type: list
-            elements: dict
-            default: []
-            suboptions:
-              host_ip:
-                description: Address on the host to publish on (the advertise address).
-                type: str
-                required: true
-              host_port:
-                description: Port on the host.
-                type: int
-                required: true
-              port:
-                description: Port in the container.
-                type: int
-                required: true
-              protocol:
-                description: Protocol.
-                type: str
-                choices: [tcp, udp]
-                default: tcp
-          init:
-            description: Run an init process as PID 1 (used when one container runs several socat processes).
-            type: bool
-            default: false
-          restart_policy:
-            description: Docker restart policy.
-            type: str
-            default: unless-stopped
-          user:
-            description: User (C(uid:gid)) the container runs as, or null for the image's own.
-            type: str
-          read_only:
-            description: Mount the container's root filesystem read-only.
-            type: bool
-            default: false
-          cap_drop:
-            description: Linux capabilities to drop (ambassadors drop C(ALL)).
-            type: list
-            elements: str
-            default: []
-          security_opt:
-            description: Security options, e.g. C(no-new-privileges:true).
-            type: list
-            elements: str
-            default: []
-          memory:
-            description: Memory limit in bytes, or null for none.
-            type: int
-          pids_limit:
-            description: Most processes the container may run (socat forks one per connection), or null for none.
-            type: int
-          tls:
-            description:
-              - The container speaks mutual TLS on the network side, with the files of the plan's C(tls_dir)
-                (mounted read-only at C(/tls)). It is recreated when O(tls_fingerprint) changes.
-            type: bool
-            default: false
-          dataplane:
-            description:
-              - For an ambassador, how it forwards (C(socat) in user space, C(kernel) with iptables); null for a
-                service container.
-            type: str
-          cap_add:
-            description: Capabilities added to the container (the kernel data plane needs C(NET_ADMIN)).
-            type: list
-            elements: str
-            default: []
-          sysctls:
-            description: Sysctls of the container's network namespace (the kernel data plane sets C(net.ipv4.ip_forward=1)).
-            type: dict
-            default: {}
-          target:
-            description:
-              - For a provider-side ambassador, the container it forwards to. When no planned container
-                has that name and none exists, a warning says so. Not part of the spec.
-            type: str
-      consumes:
-        description: Services this host's containers connect to (informational).
-        type: list
-        elements: str
-        default: []
-      provides:
-        description: Services placed on this host (informational).
-        type: list
-        elements: str
-        default: []
-      environment:
-        description: Link-style variables for this host's consumer containers (informational).
-        type: dict
-        default: {}
-      tls_dir:
-        description: Directory on the host holding C(ca.pem), C(cert.pem) and C(key.pem), or null.
-        type: str
-      advertise_address:
-        description: The host's advertise address (informational).
-        type: str
-      image:
-        description: The host's socat ambassador image (informational here; the lock runs it).
-        type: str
   tls_fingerprint:
     description:
       - Identifies the TLS files in the plan's C(tls_dir) (as returned by M(crosshost.ambassador.tls)).
-        Part of the spec of every container that uses TLS, so that new files recreate them.
+        Part of the spec of every container that uses TLS (mounted read-only at C(/tls)), so that new
+        files recreate them.
     type: str
   timeout:
     description: Seconds to wait for each Docker API call.
@@ -343,7 +141,9 @@ actions:
   description:
     - What was done (or, in check mode, would be done), in order, each with its reason.
     - C(kind) is container, network (created when missing) or image (pulled when missing);
-      C(action) is create, recreate, start, remove or pull.
+      C(action) is create, recreate, start, stop, remove or pull; C(phase) the phase it belongs to (O(phases)).
+    - A recreate's C(method) is C(side_by_side) (the new container runs before the old one goes) or
+      C(stop_first) (the old one is removed first).
   returned: always
   type: list
   elements: dict
@@ -351,10 +151,13 @@ actions:
     - action: recreate
       kind: container
       name: redis_ambassador
+      phase: switch
+      method: side_by_side
       reason: "changed: command, env"
     - action: remove
       kind: container
       name: web_ambassador
+      phase: break
       reason: no longer in the plan for this host
 summary:
   description: How many of each action.
@@ -410,13 +213,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import replaced_watch
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    PHASES, decide, held_back, named_volumes, replace_side_by_side, resume_actions, services_of, split_phases, summarise)
+    PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise)
 
 
 def _public(action):
@@ -499,12 +300,13 @@ class Reconciler(object):
             self.where = "host %s (Docker engine at %s)" % (plan["host"], engine.url)
             existing = engine.containers()
             self.states = dict((c["name"], c.get("state")) for c in existing)
+            networks = [plan["network"]] if engine.network(plan["network"]) is not None else []
+            images = [i for i in sorted(set(ct["image"] for ct in plan["containers"])) if engine.has_image(i)]
         except EngineError as exc:
             self.fail(str(exc))
-
-        for container in plan["containers"]:
-            container["tls_fingerprint"] = params["tls_fingerprint"] if container["tls"] else None
-        decision = decide(plan["containers"], existing, stop_first=params["stop_first"])
+        decision = decide(plan["containers"], existing, stop_first=params["stop_first"],
+                          tls_fingerprint=params["tls_fingerprint"], network=plan["network"], networks=networks,
+                          images=images)
         self.before = decision["before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
@@ -515,29 +317,12 @@ class Reconciler(object):
                       conflicts=decision["conflicts"])
         self._warn_missing_targets(existing)
 
-        wanted = params["phases"]
-        phases = split_phases(decision["actions"], decision["before"])
         if params["resume"]:
             wanted = []
-            selected = resume_actions(existing, params["resume"])
+            steps, held = held_back(resume_actions(existing, params["resume"]), params["hold"])
         else:
-            selected = [a for p in PHASES if p in wanted for a in phases[p]]
-        selected, held = held_back(selected, params["hold"])
-        steps = []
-        network_created = False
-        try:
-            if "make" in wanted and engine.network(plan["network"]) is None:
-                steps.append({"action": "create", "kind": "network", "name": plan["network"],
-                              "reason": "network %s does not exist" % plan["network"]})
-                network_created = True
-            images = sorted(set(a["spec"]["image"] for a in selected if "spec" in a))
-            for image in images:
-                if not engine.has_image(image):
-                    steps.append({"action": "pull", "kind": "image", "name": image,
-                                  "reason": "image %s is not on the engine" % image})
-            steps.extend(selected)
-        except EngineError as exc:
-            self.fail(str(exc))
+            wanted = params["phases"]
+            steps, held = select(decision["steps"], wanted, params["hold"])
 
         left = self._volumes_left(steps)
         for service, volumes in sorted(left.items()):
@@ -568,15 +353,16 @@ class Reconciler(object):
                 if self.keeper is not None:
                     self.keeper.done.set()
 
+        pending_steps, pending_services = pending(decision["steps"], wanted)
         result = {
             "changed": bool(steps),
             "actions": [_public(a) for a in steps],
             "summary": summarise(steps),
             "unchanged": sorted(decision["unchanged"]),
             "containers": dict((c["name"], None if check_mode else ids.get(c["name"])) for c in plan["containers"]),
-            "network": {"name": plan["network"], "created": network_created},
-            "pending": dict((p, len(phases[p])) for p in PHASES if p not in wanted),
-            "pending_services": dict((p, services_of(phases[p])) for p in PHASES if p not in wanted),
+            "network": {"name": plan["network"], "created": any(s["kind"] == "network" for s in steps)},
+            "pending": pending_steps,
+            "pending_services": pending_services,
             "held": [_public(a) for a in held],
             "volumes_left": left,
         }
@@ -625,27 +411,11 @@ class Reconciler(object):
         elif action == "remove":
             engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
             ids.pop(step["name"], None)
-        elif action == "recreate" and replace_side_by_side(step["spec"], self.before.get(step["name"])):
-            # The new one is up before the old one goes: both carry the alias for a moment. Should
-            # the run die in that moment, the old one stops by itself (replaced_watch), and stays
-            # stopped (restart policy no).
-            old_name = "%s.replaced-%s" % (step["name"], step["id"][:12])
-            engine.rename(step["id"], step["name"], old_name)
-            try:
-                engine.set_restart_policy(step["id"], old_name, "no")
-                if self.states.get(step["name"]) == "running":
-                    engine.exec_detached(step["id"], old_name, ["/bin/sh", "-c", replaced_watch(step["name"])])
-                ids[step["name"]] = engine.create(step["spec"])
-            except EngineError:
-                engine.rename(step["id"], old_name, step["name"])
-                engine.set_restart_policy(step["id"], step["name"],
-                                          (self.before.get(step["name"]) or {}).get("restart_policy") or "no")
-                raise
-            engine.remove(step["id"], old_name)
-            self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "recreate":
-            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step["spec"]["role"]))
-            ids[step["name"]] = engine.create(step["spec"])
+            ids[step["name"]] = engine.replace(
+                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["role"]),
+                running=self.states.get(step["name"]) == "running",
+                restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"))
             self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "create":
             ids[step["name"]] = engine.create(step["spec"])
@@ -732,50 +502,7 @@ class Reconciler(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            plan=dict(type="dict", required=True, options=dict(
-                host=dict(type="str", required=True),
-                docker_host=dict(type="str"),
-                docker=dict(type="dict", options=CONNECTION_OPTIONS),
-                network=dict(type="str", required=True),
-                containers=dict(type="list", elements="dict", required=True, options=dict(
-                    name=dict(type="str", required=True),
-                    role=dict(type="str", required=True, choices=["ambassador", "service"]),
-                    side=dict(type="str", choices=["provider", "consumer"]),
-                    service=dict(type="str", required=True),
-                    image=dict(type="str", required=True),
-                    entrypoint=dict(type="list", elements="str"),
-                    command=dict(type="raw"),
-                    env=dict(type="dict", default={}),
-                    volumes=dict(type="list", elements="str", default=[]),
-                    network=dict(type="str", required=True),
-                    aliases=dict(type="list", elements="str", default=[]),
-                    published=dict(type="list", elements="dict", default=[], options=dict(
-                        host_ip=dict(type="str", required=True),
-                        host_port=dict(type="int", required=True),
-                        port=dict(type="int", required=True),
-                        protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-                    )),
-                    init=dict(type="bool", default=False),
-                    restart_policy=dict(type="str", default="unless-stopped"),
-                    dataplane=dict(type="str"),
-                    cap_add=dict(type="list", elements="str", default=[]),
-                    sysctls=dict(type="dict", default={}),
-                    target=dict(type="str"),
-                    user=dict(type="str"),
-                    read_only=dict(type="bool", default=False),
-                    cap_drop=dict(type="list", elements="str", default=[]),
-                    security_opt=dict(type="list", elements="str", default=[]),
-                    memory=dict(type="int"),
-                    pids_limit=dict(type="int"),
-                    tls=dict(type="bool", default=False),
-                )),
-                consumes=dict(type="list", elements="str", default=[]),
-                provides=dict(type="list", elements="str", default=[]),
-                environment=dict(type="dict", default={}),
-                tls_dir=dict(type="str"),
-                advertise_address=dict(type="str"),
-                image=dict(type="str"),
-            )),
+            plan=dict(type="dict", required=True),
             tls_fingerprint=dict(type="str"),
             timeout=dict(type="int", default=60),
             stop_timeout=dict(type="int", default=10),

@@ -74,8 +74,8 @@ options:
   as_json:
     description:
       - Return each host's plan as a JSON string in C(plans_json) instead of C(plans). Ansible handles one
-        string per host much faster than thousands of nested dicts (about 10x at 1,000 hosts); the
-        C(crosshost.ambassador.topology) role uses it and decodes one host's plan per host.
+        string per host faster than thousands of nested dicts (measured in the README's "Performance").
+        The C(crosshost.ambassador.topology) role uses it and decodes one host's plan per host.
     type: bool
     default: false
   hosts:
@@ -141,7 +141,9 @@ plans:
       description: The shared network.
       type: str
     containers:
-      description: The containers the host must run (input of M(crosshost.ambassador.apply)).
+      description:
+        - The containers the host must run (input of M(crosshost.ambassador.apply)), each with every field of
+          the one table of container fields, C(FIELDS) and C(PLAN_FIELDS) in C(plugins/module_utils/_container.py).
       type: list
       elements: dict
     consumes:

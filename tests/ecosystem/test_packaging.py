@@ -13,7 +13,7 @@ from ecosystem_helpers import CLEAN_CFG, LOWEST_BIN, VENV_BIN, run
 # What a user of the collection does not need, and must not get.
 NOT_SHIPPED = ("tests/", "scripts/", "molecule/", "inventory/", "collections/", ".venv", ".matrix", ".ci/", ".git",
                "__pycache__", ".pyc", "execution-environment.yml", "ansible.cfg", ".ansible", "playbooks/vars/",
-               ".pytest_cache", ".benchmarks")
+               ".pytest_cache", ".benchmarks", "bench/", "docs/topology.dot")
 
 
 def test_the_tarball_holds_what_users_need_and_nothing_else(tarball):

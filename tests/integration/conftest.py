@@ -5,84 +5,20 @@ a no-op when it already runs). Each test converges the topology it needs first,
 so tests do not depend on each other's leftovers.
 """
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import time
 
 import docker
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+# The runner and the waits that bench/ uses too; the tests import them from here.
+from labkit import ROOT, VENV_BIN, ansible_playbook, exec_ok, wait_for  # noqa: F401 pylint: disable=unused-import
+
 LAB_INVENTORY = os.environ.get("LAB_INVENTORY", "/var/lib/crosshost-lab/inventory.yml")
-CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
 OWNER_LABEL = "crosshost.ambassador.managed"
-
-
-class Run(object):
-    """One ansible-playbook run: exit code, output, and what the record_results callback saw."""
-
-    def __init__(self, rc, output, record):
-        self.rc = rc
-        self.output = output
-        self.results = record.get("results", [])
-        self.stats = record.get("stats", {})
-
-    def changed(self):
-        return dict((host, s["changed"]) for host, s in self.stats.items())
-
-    def failed_hosts(self):
-        return sorted(h for h, s in self.stats.items() if s["failures"] or s["unreachable"])
-
-    def results_of(self, action):
-        """Host -> the last result of `action` that ran (a phase skipped for lack of work is no result)."""
-        return dict((r["host"], r) for r in self.results if r["action"] == action and r["status"] != "skipped")
-
-    def facts(self, host):
-        """Every fact that set_fact tasks set on host, merged in order."""
-        found = {}
-        for r in self.results:
-            if r["host"] == host and r["action"] == "ansible.builtin.set_fact" and r["status"] == "ok":
-                found.update(r["result"].get("ansible_facts", {}))
-        return found
-
-    def steps(self):
-        """Host -> [(task name, sorted (action, name) pairs) of each crosshost.ambassador.apply step that ran], in order."""
-        found = {}
-        for r in self.results:
-            if r["action"] == "crosshost.ambassador.apply" and r["status"] != "skipped":
-                found.setdefault(r["host"], []).append(
-                    (r["task"].split(" : ")[-1], sorted((a["action"], a["name"]) for a in r["result"].get("actions", []))))
-        return found
-
-    def actions(self):
-        """Host -> sorted (action, name) pairs reported by every crosshost.ambassador.apply step that ran."""
-        return dict((host, sorted(pair for _task, pairs in steps for pair in pairs)) for host, steps in self.steps().items())
-
-
-def ansible_playbook(args, tmpdir):
-    record_file = os.path.join(str(tmpdir), "record-%d.json" % time.time_ns())
-    env = dict(os.environ)
-    env.update({
-        "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
-        "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-        "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
-        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
-        "RECORD_RESULTS_FILE": record_file,
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook")] + list(args), cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900,
-                          check=False)
-    record = {}
-    if os.path.exists(record_file):
-        with open(record_file) as handle:
-            record = json.load(handle)
-    return Run(proc.returncode, proc.stdout, record)
 
 
 class Topology(object):
@@ -146,16 +82,6 @@ class Topology(object):
         current.update(values)
         with open(path, "w") as handle:
             yaml.safe_dump(current, handle, default_flow_style=False)
-
-
-def wait_for(predicate, what, timeout=30):
-    """Poll predicate until it is true (bounded); fail naming what was awaited."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def _alive(pid):
@@ -233,18 +159,6 @@ class Lab(object):
             old.remove(force=True)
         return client.containers.run(self.vars["lab_client_image"], ["sleep", "100000"], name=name, detach=True,
                                      network=network, labels={"test": "consumer"})
-
-
-def exec_ok(container, cmd, attempts=10, expect=None):
-    """Run cmd in container until it succeeds (bounded); return its output."""
-    output = b""
-    for _attempt in range(attempts):
-        code, output = container.exec_run(cmd)
-        text = output.decode("utf-8", "replace").strip()
-        if code == 0 and (expect is None or text == expect):
-            return text
-        time.sleep(0.5)
-    raise AssertionError("%s in %s failed after %d attempts: %s" % (cmd, container.name, attempts, output))
 
 
 @pytest.fixture(scope="session")

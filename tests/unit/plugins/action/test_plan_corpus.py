@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from ansible_collections.crosshost.ambassador.plugins.action.plan import HOST_VARIABLES
-from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import TopologyError, plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
 
 
 def problems(services, host_settings):

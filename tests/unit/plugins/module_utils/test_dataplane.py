@@ -58,7 +58,7 @@ def test_several_peers_hand_a_plain_tcp_connection_to_the_checked_socat_itself()
     assert tcp[-1].endswith(",nofork")
     # UDP datagrams and TLS records need the listener's socat between the peer and the check.
     udp = ambassador_process("socat", "udp", [(53, 53)], "dns", allow=["10.0.0.3", "10.0.0.2"])["command"]
-    tls = ambassador_process("socat", "tcp", [(80, 80)], "web", allow=["10.0.0.3", "10.0.0.2"], tls="server")["command"]
+    tls = ambassador_process("socat", "tcp", [(80, 80)], "web", allow=["10.0.0.3", "10.0.0.2"], tls_role="server")["command"]
     assert not udp[-1].endswith(",nofork") and not tls[-1].endswith(",nofork")
 
 

@@ -186,3 +186,46 @@ def test_an_engine_that_does_not_answer_is_named_in_the_error():
 
 def test_the_installed_sdk_is_one_the_apply_module_accepts():
     assert sdk_problem() is None
+
+
+def test_replace_side_by_side_makes_the_new_one_before_the_old_one_goes_and_rolls_back(engine):
+    old = "a" * 64
+    engine.answers[("POST", "/containers/%s/rename" % old)] = (204, None)
+    engine.answers[("POST", "/containers/%s/update" % old)] = (200, {"Warnings": []})
+    engine.answers[("POST", "/containers/%s/exec" % old)] = (201, {"Id": "e1"})
+    engine.answers[("POST", "/exec/e1/start")] = (200, None)
+    engine.answers[("GET", "/exec/e1/json")] = (200, {"Running": True, "ExitCode": 0})
+    engine.answers[("POST", "/containers/create")] = (201, {"Id": "c4", "Warnings": []})
+    engine.answers[("POST", "/containers/c4/start")] = (204, None)
+    engine.answers[("DELETE", "/containers/%s" % old)] = (204, None)
+    spec = dict(provider_ambassador(), side="consumer", published=[])
+    assert DockerHost(engine.url).replace(old, spec, "side_by_side", running=True) == "c4"
+    order = [(m, p.split("?")[0]) for m, p, _b in engine.requests if m != "GET"]
+    assert order == [("POST", "/containers/%s/rename" % old), ("POST", "/containers/%s/update" % old),
+                     ("POST", "/containers/%s/exec" % old), ("POST", "/exec/e1/start"),
+                     ("POST", "/containers/create"), ("POST", "/containers/c4/start"),
+                     ("DELETE", "/containers/%s" % old)]
+    assert "name=redis_ambassador.replaced-aaaaaaaaaaaa" in engine.sent("POST", "/containers/%s/rename" % old)[0][0]
+    assert engine.sent("POST", "/containers/%s/update" % old)[0][1]["RestartPolicy"] == {"Name": "no"}
+    # The new one cannot be made: the old one gets its name and restart policy back, and stays.
+    engine.requests = []
+    engine.answers[("POST", "/containers/create")] = (500, {"message": "no space left on device"})
+    with pytest.raises(EngineError, match="no space left"):
+        DockerHost(engine.url).replace(old, spec, "side_by_side", restart_policy="unless-stopped")
+    renames = [p for p, _b in engine.sent("POST", "/containers/%s/rename" % old)]
+    assert len(renames) == 2 and "name=redis_ambassador" in renames[1] and "replaced" not in renames[1]
+    updates = [b["RestartPolicy"] for _p, b in engine.sent("POST", "/containers/%s/update" % old)]
+    assert updates == [{"Name": "no"}, {"Name": "unless-stopped"}]
+    assert not engine.sent("DELETE", "/containers/%s" % old) and not engine.sent("POST", "/containers/%s/exec" % old)
+
+
+def test_replace_stop_first_stops_and_removes_the_old_one_before_making_the_new_one(engine):
+    old = "b" * 64
+    engine.answers[("POST", "/containers/%s/stop" % old)] = (204, None)
+    engine.answers[("DELETE", "/containers/%s" % old)] = (204, None)
+    engine.answers[("POST", "/containers/create")] = (201, {"Id": "c5", "Warnings": []})
+    engine.answers[("POST", "/containers/c5/start")] = (204, None)
+    assert DockerHost(engine.url).replace(old, provider_ambassador(), "stop_first", stop_timeout=10) == "c5"
+    order = [(m, p.split("?")[0]) for m, p, _b in engine.requests if m != "GET"]
+    assert order == [("POST", "/containers/%s/stop" % old), ("DELETE", "/containers/%s" % old),
+                     ("POST", "/containers/create"), ("POST", "/containers/c5/start")]

@@ -2,8 +2,9 @@
 
 import pytest
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import (
-    DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, link_environment, parse_placement, plan_topology)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import link_environment, plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
+    DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, parse_placement)
 
 ADDR = {"host1": "10.0.0.1", "host2": "10.0.0.2", "host3": "10.0.0.3"}
 

@@ -1,8 +1,8 @@
 """The decision of what to do on one host, on plain data."""
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    HASH_LABEL, OWNER_LABEL, container_spec, decide, held_back, labels_for, named_volumes, replace_side_by_side,
-    resume_actions, services_of, spec_hash, split_phases)
+    HASH_LABEL, OWNER_LABEL, container_spec, decide, held_back, labels_for, named_volumes, pending, replace_method,
+    replace_side_by_side, resume_actions, select, services_of, spec_hash, split_phases)
 
 
 def planned(name="redis_ambassador", **over):
@@ -198,3 +198,19 @@ def test_a_consumer_side_ambassador_is_created_with_the_switch_after_its_provide
     phases = split_phases(actions, {})
     assert [a["name"] for a in phases["make"]] == ["db_ambassador", "db"]
     assert [a["name"] for a in phases["switch"]] == ["web_ambassador"]
+
+
+def test_steps_carry_their_phase_and_method_and_select_takes_those_of_some_phases():
+    old = planned(command=["old"])
+    d = decide([planned(), planned("redis", role="service", side=None, image="redis:7")], [existing(old)],
+               network="ambassador", networks=[], images=["socat:1"])
+    assert [(s["action"], s["name"], s["phase"], s.get("method")) for s in d["steps"]] == [
+        ("create", "ambassador", "make", None), ("pull", "redis:7", "make", None), ("create", "redis", "make", None),
+        ("recreate", "redis_ambassador", "switch", "side_by_side")]
+    taken, held = select(d["steps"], ["switch"])
+    assert [s["name"] for s in taken] == ["redis_ambassador"] and held == []
+    taken, held = select(d["steps"], ["make", "switch"], hold=["redis"])
+    assert [s["name"] for s in taken] == ["ambassador"] and [s["name"] for s in held] == ["redis", "redis_ambassador"]
+    assert pending(d["steps"], ["make"]) == (
+        {"stop": 0, "switch": 1, "break": 0}, {"stop": [], "switch": ["redis"], "break": []})
+    assert replace_method({"role": "service", "published": []}, {"role": "service", "published": []}) == "stop_first"
