@@ -5,9 +5,13 @@ lab's Linux bridge by a veth pair (``eth0`` inside), with its own dockerd starte
 that namespace, and firewall rules in it that let nothing leave ``eth0`` for an
 address outside the lab's subnet (so a pull of a missing image or a DNS query to the
 machine's resolver fails at once instead of timing out, and nothing leaves the lab).
+With the spec's ``fs`` and ``sshd``, the host also has a persistent mount namespace of
+its own (its own /run with its engine at /run/docker.sock, its own directories over
+machine paths such as /etc/crosshost-ambassador), shared by its engine and its sshd,
+which listens on the host's address: an SSH session there looks like a real host.
 
-    lab_host.py present SPEC_JSON [--check]   # namespace, veth, address, route, firewall, files, engine
-    lab_host.py absent SPEC_JSON [--check]    # stop and reap the engine, unmount, delete it all
+    lab_host.py present SPEC_JSON [--check]   # namespaces, veth, address, route, firewall, files, engine, sshd
+    lab_host.py absent SPEC_JSON [--check]    # stop sshd, stop and reap the engine, unmount, delete it all
     lab_host.py bridge-present SPEC_JSON [--check]
     lab_host.py bridge-absent SPEC_JSON [--check]
     lab_host.py arch                          # the machine's multiarch library directory name
@@ -15,14 +19,16 @@ machine's resolver fails at once instead of timing out, and nothing leaves the l
 Each command reads the current state first and changes only what differs; it prints
 one JSON object: ``{"changed": bool, "actions": [sentences]}`` (with ``--check``: what
 it would do). On failure it prints one sentence on stderr and exits 1. Standard
-library only; runs as root on the machine (``ip``, ``iptables``, ``nsenter``).
+library only; runs as root on the machine (``ip``, ``iptables``, ``nsenter``, ``unshare``, ``mount``).
 
-The spec keys are documented in :data:`HOST_KEYS` and :data:`BRIDGE_KEYS`; the role
+The spec keys are documented in :data:`HOST_KEYS` (optional: :data:`HOST_FS_KEYS` under
+``fs``, :data:`SSHD_KEYS` under ``sshd``) and :data:`BRIDGE_KEYS`; the role
 builds them (roles/lab/vars/main.yml).
 """
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,8 +56,24 @@ HOST_KEYS = {
     "timeout": "seconds the engine gets to stop on SIGTERM",
     "path_env": "PATH the engine runs with",
 }
+# Optional: the host's own file system view and its sshd (see HOST_FS_KEYS, SSHD_KEYS). With "fs", the
+# engine and sshd share one persistent mount namespace in which /run is the host's own (its engine's
+# socket at /run/docker.sock) and each of "binds" is a per-host directory over a machine path.
+HOST_FS_KEYS = {
+    "mntns": "file the host's mount namespace is bound to (in a directory of its own below run_dir)",
+    "binds": "machine path (a directory, created if missing) -> the host's own directory mounted over it",
+    "docker_sock": "the engine's socket: /run/docker.sock in the host's view (a link to it)",
+}
+SSHD_KEYS = {
+    "sshd": "path of sshd",
+    "config": "path of its configuration file (written from config_text; a change restarts sshd)",
+    "config_text": "the configuration",
+    "pidfile": "its pidfile (PidFile in config_text)",
+    "log": "its log file",
+}
 # absent needs only these of HOST_KEYS.
 ABSENT_KEYS = ("name", "netns_dir", "veth", "state_dir", "run_dir", "pidfile", "dockerd", "cgroup_parent", "timeout")
+# What absent also stops when the spec has it: the host's sshd ({"pidfile": ..., "sshd": ...}).
 BRIDGE_KEYS = {"bridge": "the lab bridge", "address": "its IPv4 address", "prefixlen": "its prefix length"}
 
 # The firewall chain in each namespace (iptables and ip6tables, filter table).
@@ -135,6 +157,29 @@ def egress_jumps(family=4):
     if family == 4:
         return [("OUTPUT", jump), (DOCKER_USER, jump)]
     return [("OUTPUT", jump), ("FORWARD", jump)]
+
+
+def host_view_script(run_dir, binds, docker_sock, keep):
+    """The shell commands that make a new mount namespace the host's own view (run inside it, as root).
+
+    Each of ``binds`` (machine path -> the host's directory) is mounted over the machine path;
+    /run becomes an empty tmpfs in which only the host's run directory (``run_dir``, mounted
+    back from ``keep``, a directory outside /run), sshd's privilege separation directory and
+    /run/docker.sock (a link to ``docker_sock``) exist. /var/run is /run on Debian, so a
+    session on the host sees its own engine at the default socket and nobody else's.
+    """
+    quote = shlex.quote
+    lines = ["set -e"]
+    for target, source in sorted(binds.items()):
+        lines.append("mount --bind %s %s" % (quote(source), quote(target)))
+    lines += [
+        "mount --bind %s %s" % (quote(run_dir), quote(keep)),
+        "mount -t tmpfs -o mode=0755,nosuid,nodev lab-run /run",
+        "mkdir -p %s /run/sshd /run/lock" % quote(run_dir),
+        "mount --move %s %s" % (quote(keep), quote(run_dir)),
+        "ln -s %s /run/docker.sock" % quote(docker_sock),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def cgroup_dirs(cgroup_root, cgroup_parent, max_depth=5):
@@ -310,7 +355,9 @@ class Host(object):
         self.network()
         self.firewall()
         restart = self.files() or created
-        self.engine(restart)
+        fresh_view = self.host_view()
+        self.engine(restart or fresh_view)
+        self.sshd(fresh_view)
 
     def network(self):
         s = self.spec
@@ -395,6 +442,10 @@ class Host(object):
         s = self.spec
         pid = read_pid(s["pidfile"])
         runs = running_as(pid, s["dockerd"])
+        if runs and not restart and not self.in_host_view(pid):
+            self.change("stop the engine of %s (pid %d): it runs outside the host's mount namespace" % (s["name"], pid),
+                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+            runs = False
         if runs and restart:
             self.change("stop the engine of %s (pid %d) to apply new settings" % (s["name"], pid),
                         func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
@@ -403,12 +454,106 @@ class Host(object):
             if pid is not None and os.path.exists(s["pidfile"]):
                 self.change("remove the stale pidfile %s" % s["pidfile"], func=lambda: _unlink(s["pidfile"]))
             self.change("start the engine of %s" % s["name"], func=lambda: start_engine(
-                ["nsenter", "--net=" + self.netns, s["dockerd"]] + list(s["dockerd_args"]), s["log"],
+                self.enter() + [s["dockerd"]] + list(s["dockerd_args"]), s["log"],
                 {"PATH": s["path_env"]}))
+
+    # the host's own view of the file system, and its sshd
+    @property
+    def fs(self):
+        return self.spec.get("fs")
+
+    def enter(self):
+        """nsenter arguments that put a process into the host (its network and, with fs, mount namespace)."""
+        return ["nsenter", "--net=" + self.netns] + (["--mount=" + self.fs["mntns"]] if self.fs else [])
+
+    def mntns_mounted(self):
+        with open("/proc/self/mountinfo") as handle:
+            return self.fs["mntns"] in mount_points(handle.read())
+
+    def in_host_view(self, pid):
+        """Whether process pid runs in the host's mount namespace (always true without fs)."""
+        if not self.fs or self.check and not self.mntns_mounted():
+            return True
+        try:
+            return os.stat("/proc/%d/ns/mnt" % pid).st_ino == os.stat(self.fs["mntns"]).st_ino
+        except OSError:
+            return False
+
+    def host_view(self):
+        """Make the host's persistent mount namespace when it is missing; True if it was made."""
+        if not self.fs or self.mntns_mounted():
+            return False
+        fs, s = self.fs, self.spec
+        holder = os.path.dirname(fs["mntns"])
+        keep = os.path.join(s["state_dir"], ".run")
+        for path in [holder, keep] + sorted(fs["binds"]) + sorted(fs["binds"].values()):
+            if not os.path.isdir(path):
+                self.change("create the directory %s" % path, func=lambda p=path: os.makedirs(p, 0o755))
+        with open("/proc/self/mountinfo") as handle:
+            holder_mounted = holder in mount_points(handle.read())
+        if not holder_mounted:
+            # A namespace can be bound to a file only on a mount that does not propagate into it.
+            self.change("make %s a private mount" % holder, ["mount", "--bind", holder, holder])
+            self.change("make %s private" % holder, ["mount", "--make-private", holder])
+        self.change("create the mount namespace of %s (its own /run, /run/docker.sock, %s)"
+                    % (s["name"], ", ".join(sorted(fs["binds"]))),
+                    func=lambda: self.make_view(keep))
+        return True
+
+    def make_view(self, keep):
+        fs, s = self.fs, self.spec
+        with open(fs["mntns"], "a"):
+            pass
+        script = host_view_script(s["run_dir"], fs["binds"], fs["docker_sock"], keep)
+        proc = subprocess.run(["unshare", "--mount=" + fs["mntns"], "--propagation", "private", "sh", "-c", script],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        if proc.returncode != 0:
+            if self.mntns_mounted():
+                subprocess.run(["umount", fs["mntns"]], check=False)
+            raise Failure("cannot make the mount namespace of %s: %s" % (s["name"], proc.stdout.strip()))
+
+    def sshd(self, restart):
+        """Start the host's sshd (in its namespaces) unless it runs with the current configuration."""
+        d, name = self.spec.get("sshd"), self.spec["name"]
+        if not d:
+            return
+        try:
+            with open(d["config"]) as handle:
+                same = handle.read() == d["config_text"]
+        except OSError:
+            same = False
+        if not same:
+            self.change("write %s" % d["config"], func=lambda: _write(d["config"], d["config_text"]))
+        pid = read_pid(d["pidfile"])
+        runs = running_as(pid, d["sshd"])
+        if runs and (restart or not same or not self.in_host_view(pid)):
+            self.change("stop sshd of %s (pid %d) to apply new settings" % (name, pid),
+                        func=lambda: stop_engine(d["pidfile"], d["sshd"], 10))
+            runs = False
+        if not runs:
+            self.change("start sshd of %s" % name, func=self.start_sshd)
+
+    def start_sshd(self):
+        d, name = self.spec["sshd"], self.spec["name"]
+        test = self.run(self.enter() + [d["sshd"], "-t", "-f", d["config"]], ok=(0, 1, 255))
+        if test.returncode != 0:
+            raise Failure("sshd of %s refuses its configuration %s: %s"
+                          % (name, d["config"], (test.stderr or test.stdout).strip()))
+        _unlink(d["pidfile"])
+        pid = start_engine(self.enter() + [d["sshd"], "-D", "-e", "-f", d["config"]], d["log"],
+                           {"PATH": self.spec["path_env"]})
+        deadline = time.time() + 10
+        while time.time() < deadline and alive(pid) and read_pid(d["pidfile"]) != pid:
+            time.sleep(0.1)
+        if read_pid(d["pidfile"]) != pid or not alive(pid):
+            raise Failure("sshd of %s did not start; see %s" % (name, d["log"]))
 
     # absent
     def absent(self):
         s = self.spec
+        sshd = s.get("sshd")
+        if sshd and running_as(read_pid(sshd["pidfile"]), sshd["sshd"]):
+            self.change("stop sshd of %s" % s["name"], func=lambda: stop_engine(sshd["pidfile"], sshd["sshd"], 10))
         if running_as(read_pid(s["pidfile"]), s["dockerd"]):
             self.change("stop the engine of %s" % s["name"],
                         func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))

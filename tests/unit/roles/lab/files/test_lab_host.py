@@ -157,3 +157,62 @@ def test_absent_of_a_host_that_is_not_there_changes_nothing(tmp_path, capsys):
     code, out, err = _main(["absent", json.dumps(spec)], capsys)
     assert code == 0, err
     assert json.loads(out) == {"changed": False, "actions": []}
+
+
+def _host_fs(tmp_path):
+    """A host's file system view in tmp_path: its run and state directories, one per-host directory over a machine one."""
+    run_dir, state_dir = tmp_path / "run" / "h1", tmp_path / "state" / "h1"
+    machine_etc, own_etc = tmp_path / "etc-machine", state_dir / "etc"
+    for path in (run_dir, machine_etc, own_etc):
+        path.mkdir(parents=True)
+    (machine_etc / "machine").write_text("machine's\n")
+    (own_etc / "mine").write_text("h1's\n")
+    (run_dir / "docker.sock").write_text("")
+    spec = {"name": "h1", "netns_dir": "/run/netns", "state_dir": str(state_dir), "run_dir": str(run_dir),
+            "fs": {"mntns": str(run_dir / "ns" / "mnt"), "binds": {str(machine_etc): str(own_etc)},
+                   "docker_sock": str(run_dir / "docker.sock")}}
+    return spec, machine_etc
+
+
+def test_the_host_view_has_its_own_run_and_etc_and_the_machine_keeps_its_own(tmp_path):
+    spec, machine_etc = _host_fs(tmp_path)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    script = lab_host.host_view_script(spec["run_dir"], spec["fs"]["binds"], spec["fs"]["docker_sock"], str(keep))
+    look = "ls /run; readlink /var/run/docker.sock; ls %s; ls %s" % (machine_etc, spec["run_dir"])
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script + look],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.split()
+    # /run is the host's own: its sshd's directory, a lock directory and the link to its engine's
+    # socket (and util-linux's own mount/ when mount ran); the machine's /run is not there.
+    assert set(lines[:-3]) - {"mount"} == {"docker.sock", "lock", "sshd"}
+    assert lines[-3] == spec["fs"]["docker_sock"]
+    assert lines[-2:] == ["mine", "docker.sock"]
+    # The machine's view is untouched.
+    assert os.listdir(str(machine_etc)) == ["machine"]
+
+
+def test_a_host_view_persists_is_recognised_and_goes_with_its_mount(tmp_path):
+    spec, machine_etc = _host_fs(tmp_path)
+    host = lab_host.Host(spec, check=False)
+    assert host.host_view() is True
+    try:
+        assert host.mntns_mounted() and host.host_view() is False
+        inside = subprocess.run(["nsenter", "--mount=" + spec["fs"]["mntns"], "sh", "-c",
+                                 "readlink /run/docker.sock; cat %s/mine" % machine_etc],
+                                stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.split()
+        assert inside == [spec["fs"]["docker_sock"], "h1's"]
+        assert not host.in_host_view(os.getpid())
+        proc = subprocess.Popen(["nsenter", "--mount=" + spec["fs"]["mntns"], SLEEP, "30"])
+        try:
+            time.sleep(0.3)
+            assert host.in_host_view(proc.pid)
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        with open("/proc/self/mountinfo") as handle:
+            for mount in lab_host.below(lab_host.mount_points(handle.read()), [spec["run_dir"]]):
+                subprocess.run(["umount", "--lazy", mount], check=True)
+    assert not host.mntns_mounted()
