@@ -102,9 +102,18 @@ class Lab(object):
         self.tmpdir = tmpdir
         self._clients = {}
 
+    def socket(self, host):
+        """The machine-side path of a lab host's engine socket (the host itself sees it as /var/run/docker.sock)."""
+        return self.hosts[host]["lab_docker_socket"]
+
+    def engine_url(self, host):
+        """The URL the collection reaches a lab host's engine with, on that host (and names in its messages)."""
+        return self.hosts[host].get("ambassador_docker_host", "unix:///var/run/docker.sock")
+
     def client(self, host):
+        """A client of a lab host's engine, from this machine (to look inside, not how the collection reaches it)."""
         if host not in self._clients:
-            self._clients[host] = docker.DockerClient(base_url=self.hosts[host]["ambassador_docker_host"], timeout=60)
+            self._clients[host] = docker.DockerClient(base_url="unix://" + self.socket(host), timeout=60)
         return self._clients[host]
 
     def playbook(self, topology, playbook, *args):
@@ -137,7 +146,7 @@ class Lab(object):
 
     def stop_engine(self, host, timeout=60):
         """Stop a lab host's dockerd, as an operator or a crash would; lab.up() brings it back."""
-        pidfile = os.path.join("/run/crosshost-lab", host, "docker.pid")
+        pidfile = os.path.join(os.path.dirname(self.socket(host)), "docker.pid")
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
         os.kill(pid, signal.SIGTERM)

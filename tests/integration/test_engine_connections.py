@@ -152,6 +152,9 @@ def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects
     host = inventory["all"]["children"]["lab"]["hosts"][TLS_HOST]
     for name in TLS_VARIABLES:
         host.pop(name)
+    # A credential injects the variables into the job's environment on the controller (AWX: the
+    # execution environment): modules that run there see them, modules on a host over SSH do not.
+    host.update({"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
     bare = str(tmp_path / "inventory.yml")
     _write(bare, inventory)
     # Something to do on eng3: its ambassador of echo is gone.

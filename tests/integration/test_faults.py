@@ -25,7 +25,7 @@ def test_a_stopped_engine_fails_only_its_host_and_a_rerun_converges(lab, topolog
         run = lab.site(topology.save())
         assert run.failed_hosts() == ["host3"]
         msg = run.results_of("crosshost.ambassador.apply")["host3"]["result"]["msg"]
-        assert "host host3" in msg and lab.hosts["host3"]["ambassador_docker_host"] in msg
+        assert "host host3" in msg and lab.engine_url("host3") in msg
         assert "Traceback" not in run.output
         # The other hosts converged to the new plan.
         assert run.changed() == {"host1": 1, "host2": 0, "host3": 0}
@@ -62,7 +62,7 @@ def test_a_host_cut_off_during_a_move_calls_the_move_off_and_it_goes_through_aft
     # Reach host3's engine over its network address, as a remote Docker host is reached.
     address = lab.address("host3")
     forwarder = lab.in_namespace("host3", ["socat", "TCP-LISTEN:2375,bind=%s,reuseaddr,fork" % address,
-                                           "UNIX-CONNECT:/run/crosshost-lab/host3/docker.sock"])
+                                           "UNIX-CONNECT:" + lab.socket("host3")])
     try:
         time.sleep(0.5)
         topology.host_vars("host3", ambassador_docker_host="tcp://%s:2375" % address)

@@ -151,7 +151,7 @@ def test_a_foreign_container_with_an_ambassador_name_is_left_alone_and_the_host_
         assert run.failed_hosts() == ["host2"]
         msg = run.results_of("crosshost.ambassador.apply")["host2"]["result"]["msg"]
         assert "container echo_ambassador exists" in msg and "did not create" in msg and "Fix:" in msg
-        assert lab.hosts["host2"]["ambassador_docker_host"] in msg
+        assert lab.engine_url("host2") in msg
         foreign.reload()
         assert foreign.status == "running"
         assert lab.snapshot()["host2"] == before["host2"], "something changed on the failing host"
