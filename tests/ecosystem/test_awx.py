@@ -5,12 +5,16 @@ given only as extra vars, as a survey passes it."""
 import json
 import os
 import re
+import shutil
 
 import docker
 import pytest
 import yaml
 
-from ecosystem_helpers import ROOT, committed_tree, run
+from ecosystem_helpers import AWX_LAB_VARS, ROOT, committed_tree, run
+
+with open(AWX_LAB_VARS) as _handle:
+    AWX_STATE_DIR = yaml.safe_load(_handle)["lab_state_dir"]
 
 
 def test_ansible_builder_creates_the_build_context(tmp_path):
@@ -52,6 +56,8 @@ def private_data_dir(awx_lab, tmp_path_factory):
         src = os.path.join(project, "inventory", "awx", name)
         os.symlink(src, str(pdd / "inventory" / name))
     os.makedirs(str(pdd / "env"))
+    # AWX's Machine credential: ansible-runner gives the key to the job through ssh-agent.
+    shutil.copyfile(os.path.join(AWX_STATE_DIR, "ssh", "id_ed25519"), str(pdd / "env" / "ssh_key"))
     with open(str(pdd / "env" / "envvars"), "w") as handle:
         yaml.safe_dump({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1"}, handle)
     return pdd
