@@ -128,8 +128,9 @@ class Site(object):
         return dict((h, sorted(a)) for h, a in actions.items()), counts
 
     def probe_redis(self, host="ver1"):
-        """redis PING from a container on host, through its ambassador, with this run's interpreter."""
-        args = {"docker_host": "{{ ambassador_docker_host }}", "image": "{{ ambassador_image }}", "service": "redis",
+        """redis PING from a container on host, through its ambassador, with this run's interpreter (on the host,
+        over SSH: its engine at the default socket)."""
+        args = {"image": "{{ ambassador_image }}", "service": "redis",
                 "port": 6379, "send": "PING\r\n", "expect": "+PONG"}
         result = run(["ansible"] + self.inventory + [host, "-m", "crosshost.ambassador.probe", "-a", json.dumps(args)]
                      + self.extra, cwd=self.tmp_path, env=self.env, bin_dir=self.bin_dir).ok()
