@@ -7,9 +7,12 @@ with sudo. The topology converges there as it does on real hosts, and the docker
 a host's Python the Docker SDK (the distribution's package, or a venv) without pip in the system.
 """
 
+import glob
 import os
 import pwd
+import signal
 import subprocess
+import time
 
 import docker
 import pytest
@@ -123,6 +126,12 @@ def test_the_inventory_reaches_hosts_over_ssh_like_real_hosts(ssh_lab):
                                     "root@" + lab["hosts"]["ssh1"]["ansible_host"], "true"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert spoofed.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in spoofed.stdout
+
+
+def test_a_second_lab_run_and_a_check_run_change_nothing(ssh_lab):
+    for extra in ([], ["--check"]):
+        again = ansible_playbook(["playbooks/lab.yml", "-e", "@" + VARS_FILE] + extra, ssh_lab)
+        assert again.rc == 0 and again.changed() == {"localhost": 0}, again.output[-4000:]
 
 
 def test_a_session_sees_its_own_engine_at_the_default_socket_and_its_own_etc(ssh_lab, tmp_path):
@@ -260,3 +269,40 @@ def test_docker_host_refuses_an_sdk_older_than_5_naming_host_interpreter_version
     assert " ".join(failed["result"]["msg"].split()) == (
         "host ssh1: %s/bin/python has the Docker SDK for Python 4.4.4; the collection's modules need 5.0 or later. "
         "Fix: set docker_host_sdk to a newer pinned version (e.g. docker==7.1.0)." % venv)
+
+
+def leftovers():
+    """What of this instance is still on the machine: processes, namespaces, mounts, files, the sudo user."""
+    processes = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmdline, "rb") as handle:
+                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if VARS["lab_run_dir"] + "/" in text or STATE_DIR + "/" in text:
+            processes.append(text[:200])
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [line.split()[4] for line in handle if VARS["lab_run_dir"] in line or STATE_DIR in line]
+    netns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return {
+        "processes": processes,
+        "mounts": mounts,
+        "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in HOSTS],
+        "files": [p for p in (STATE_DIR, VARS["lab_run_dir"], "/home/" + VARS["lab_sudo_user"],
+                              "/etc/sudoers.d/crosshost-lab-" + VARS["lab_sudo_user"]) if os.path.lexists(p)],
+    }
+
+
+def test_absent_leaves_nothing_even_after_an_engine_with_a_container_was_killed(ssh_lab):
+    client("ssh2").containers.run(inventory()["vars"]["lab_client_image"], ["sleep", "100000"], name="orphan",
+                                  detach=True)
+    # A crashed engine: its containerd, shim and container stay, with their mounts in the host's mount namespace.
+    with open(os.path.join(VARS["lab_run_dir"], "ssh2", "docker.pid")) as handle:
+        os.kill(int(handle.read()), signal.SIGKILL)
+    time.sleep(1)
+    assert leftovers()["processes"]
+    down = ansible_playbook(["playbooks/lab.yml", "-e", "@" + VARS_FILE, "-e", "lab_state=absent"], ssh_lab)
+    assert down.rc == 0, down.output[-4000:]
+    left = leftovers()
+    assert left == dict((k, []) for k in left), left
