@@ -107,7 +107,9 @@ class BenchLab(object):
 
     def client(self, host):
         if host not in self._clients:
-            self._clients[host] = docker.DockerClient(base_url=self.hosts[host]["ambassador_docker_host"], timeout=120)
+            # The engine's socket as seen from this machine (the host itself sees it at /var/run/docker.sock).
+            self._clients[host] = docker.DockerClient(base_url="unix://" + self.hosts[host]["lab_docker_socket"],
+                                                      timeout=120)
         return self._clients[host]
 
     def address(self, host):
