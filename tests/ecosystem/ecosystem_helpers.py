@@ -10,10 +10,15 @@ once per session and torn down after; Molecule's scenarios create and destroy th
 import os
 import subprocess
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 LOWEST_BIN = os.path.join(ROOT, ".venv-lowest", "bin")
 AWX_LAB_VARS = os.path.join(ROOT, "playbooks", "vars", "lab_awx.yml")
+with open(AWX_LAB_VARS) as _handle:
+    # The key the "awx" instance's hosts let root in with (the lab makes it): what a user's SSH key is.
+    AWX_SSH_KEY = os.path.join(yaml.safe_load(_handle)["lab_state_dir"], "ssh", "id_ed25519")
 # An empty ansible.cfg for runs of the installed collection (not the checkout's).
 CLEAN_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clean.cfg")
 

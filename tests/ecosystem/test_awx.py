@@ -11,10 +11,7 @@ import docker
 import pytest
 import yaml
 
-from ecosystem_helpers import AWX_LAB_VARS, ROOT, committed_tree, run
-
-with open(AWX_LAB_VARS) as _handle:
-    AWX_STATE_DIR = yaml.safe_load(_handle)["lab_state_dir"]
+from ecosystem_helpers import AWX_SSH_KEY, ROOT, committed_tree, run
 
 
 def test_ansible_builder_creates_the_build_context(tmp_path):
@@ -57,7 +54,7 @@ def private_data_dir(awx_lab, tmp_path_factory):
         os.symlink(src, str(pdd / "inventory" / name))
     os.makedirs(str(pdd / "env"))
     # AWX's Machine credential: ansible-runner gives the key to the job through ssh-agent.
-    shutil.copyfile(os.path.join(AWX_STATE_DIR, "ssh", "id_ed25519"), str(pdd / "env" / "ssh_key"))
+    shutil.copyfile(AWX_SSH_KEY, str(pdd / "env" / "ssh_key"))
     with open(str(pdd / "env" / "envvars"), "w") as handle:
         yaml.safe_dump({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1"}, handle)
     return pdd

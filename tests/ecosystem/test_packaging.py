@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from ecosystem_helpers import CLEAN_CFG, LOWEST_BIN, VENV_BIN, run
+from ecosystem_helpers import AWX_SSH_KEY, CLEAN_CFG, LOWEST_BIN, VENV_BIN, run
 
 # What a user of the collection does not need, and must not get.
 NOT_SHIPPED = ("tests/", "scripts/", "molecule/", "inventory/", "collections/", ".venv", ".matrix", ".ci/", ".git",
@@ -42,7 +42,8 @@ def installed(tarball, tmp_path_factory):
 def test_site_from_the_installed_collection_converges_the_lab(installed, awx_lab, clean_dir, bin_dir):
     inventory = str(clean_dir / "inventory")
     shutil.copytree(awx_lab, inventory)
-    env = {"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": CLEAN_CFG}
+    # The hosts are reached over SSH with the user's key, as the inventory leaves it to the user.
+    env = {"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_PRIVATE_KEY_FILE": AWX_SSH_KEY}
     where = run(["ansible-doc", "crosshost.ambassador.apply"], cwd=clean_dir, env=env, bin_dir=bin_dir).ok()
     assert installed in where.output, "ansible-doc did not find the installed copy"
     run(["ansible-playbook", "-i", inventory, "crosshost.ambassador.site"], cwd=clean_dir, env=env, bin_dir=bin_dir).ok()
@@ -52,7 +53,7 @@ def test_site_from_the_installed_collection_converges_the_lab(installed, awx_lab
         assert "%s " % host in again.output
     assert "changed=1" not in again.output and "changed=2" not in again.output
     probe = run(["ansible", "-i", inventory, "awx1", "-m", "crosshost.ambassador.probe", "-a",
-                 '{"docker_host": "unix:///run/xh-awx/awx1/docker.sock", "image": "crosshost-lab/socat:1", '
+                 '{"image": "crosshost-lab/socat:1", '
                  '"service": "redis", "port": 6379, "send": "PING\\r\\n", "expect": "+PONG"}'],
                 cwd=clean_dir, env=env, bin_dir=bin_dir).ok()
     assert "+PONG" in probe.output
@@ -61,7 +62,8 @@ def test_site_from_the_installed_collection_converges_the_lab(installed, awx_lab
 def test_graph_from_the_installed_collection_draws_what_a_move_recreates(installed, awx_lab, clean_dir):
     inventory = str(clean_dir / "inventory")
     shutil.copytree(awx_lab, inventory)
-    env = {"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": CLEAN_CFG}
+    # The hosts are reached over SSH with the user's key, as the inventory leaves it to the user.
+    env = {"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": CLEAN_CFG, "ANSIBLE_PRIVATE_KEY_FILE": AWX_SSH_KEY}
     run(["ansible-playbook", "-i", inventory, "crosshost.ambassador.site"], cwd=clean_dir, env=env).ok()
     out = str(clean_dir / "picture")
     run(["ansible-playbook", "-i", inventory, "crosshost.ambassador.graph", "-e", "ambassador_graph_dir=" + out,
