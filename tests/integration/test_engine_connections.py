@@ -59,7 +59,10 @@ def topology(tmp_path):
     """A topology inventory for eng1..eng3 (host_vars may be added per test)."""
     path = tmp_path / "topology"
     _write(str(path / "hosts.yml"), {"all": {"children": {"lab": None}}})
-    _write(str(path / "group_vars" / "all.yml"), {"ambassador_services": SERVICES})
+    # The modules run on the hosts, over SSH: they get the CA bundle variables of this environment too.
+    _write(str(path / "group_vars" / "all.yml"), {
+        "ambassador_services": SERVICES,
+        "ansible_ssh_extra_args": "-o SendEnv=REQUESTS_CA_BUNDLE -o SendEnv=CURL_CA_BUNDLE"})
     _write(str(path / "host_vars" / "eng1.yml"), {"ambassador_consumes": ["redis"]})
     return path
 
@@ -223,7 +226,9 @@ def test_a_bad_tls_setting_fails_that_host_only_naming_it_the_url_and_the_fix(en
 
 
 @pytest.mark.parametrize("values, problem", [
-    ({"ambassador_docker_client_cert": "/nonexistent/cert.pem", "ambassador_docker_client_key": "/nonexistent/key.pem"},
+    # Files are looked for at plan time when the module runs on the controller (on a host over SSH: there).
+    ({"ambassador_docker_client_cert": "/nonexistent/cert.pem", "ambassador_docker_client_key": "/nonexistent/key.pem",
+      "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
      "%s: ambassador_docker_client_cert: /nonexistent/cert.pem does not exist. Fix: create it, or correct the path."
      % TLS_HOST),
     ({"ambassador_docker_host": "tcps://10.77.14.13:2376"},

@@ -49,6 +49,7 @@ LOOK_PLAYBOOK = """
           import docker, getpass, json, os
           info = docker.from_env().info()
           print(json.dumps({"user": getpass.getuser(), "socket": os.path.realpath("/var/run/docker.sock"),
+                            "bundle": os.environ.get("REQUESTS_CA_BUNDLE"),
                             "labels": info["Labels"], "run": sorted(os.listdir("/run")),
                             "etc": sorted(os.listdir("/etc/crosshost-ambassador"))}))
       register: seen
@@ -134,10 +135,13 @@ def test_a_second_lab_run_and_a_check_run_change_nothing(ssh_lab):
         assert again.rc == 0 and again.changed() == {"localhost": 0}, again.output[-4000:]
 
 
-def test_a_session_sees_its_own_engine_at_the_default_socket_and_its_own_etc(ssh_lab, tmp_path):
+def test_a_session_sees_its_own_engine_at_the_default_socket_and_its_own_etc(ssh_lab, tmp_path, monkeypatch):
     playbook = tmp_path / "look.yml"
     playbook.write_text(LOOK_PLAYBOOK)
-    run = ansible_playbook(["-i", INVENTORY, str(playbook)], ssh_lab)
+    # A client may pass the CA bundle variables (sshd's AcceptEnv), as tests of TLS engines do.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    run = ansible_playbook(["-i", INVENTORY, str(playbook), "-e", "ansible_ssh_extra_args='-o SendEnv=REQUESTS_CA_BUNDLE'"],
+                           ssh_lab)
     assert run.rc == 0, run.output[-4000:]
     seen = dict((r["host"], yaml.safe_load(r["result"]["stdout"])) for r in run.results
                 if r["action"] == "ansible.builtin.command")
@@ -148,6 +152,7 @@ def test_a_session_sees_its_own_engine_at_the_default_socket_and_its_own_etc(ssh
         # /run is the host's own: no other host's run directory, no machine-wide sockets.
         assert "netns" not in seen[host]["run"] and "docker.sock" in seen[host]["run"]
         assert seen[host]["user"] == "root"  # ssh3: through sudo
+        assert seen[host]["bundle"] == "/etc/ssl/certs/ca-certificates.crt"
     assert all(os.path.isdir(os.path.join(STATE_DIR, h, "etc", "crosshost-ambassador")) for h in HOSTS)
 
 
@@ -191,6 +196,23 @@ def test_the_sudo_host_needs_become_and_fails_clearly_without_it(ssh_lab, topolo
     again = site(ssh_lab, topology)
     assert again.rc == 0, again.output[-4000:]
     assert ("create", "echo_ambassador") in again.actions()[SUDO_HOST]
+
+
+def test_a_tls_file_missing_on_the_host_fails_that_host_naming_it_and_its_engine_is_untouched(ssh_lab, topology):
+    converged = site(ssh_lab, topology)
+    assert converged.rc == 0, converged.output[-6000:]
+    # The module runs on ssh1, over SSH: the file is looked for there, not at plan time on the controller.
+    write(topology / "host_vars" / "ssh1.yml", {"ambassador_docker_host": "tcp://10.77.15.11:2376",
+                                                "ambassador_docker_tls_verify": True,
+                                                "ambassador_docker_ca_path": "/nonexistent/ca.pem"})
+    before = sorted((c.name, c.id, c.status) for c in client("ssh1").containers.list(all=True))
+    run = site(ssh_lab, topology)
+    assert run.failed_hosts() == ["ssh1"], run.output[-4000:]
+    msg = " ".join(run.results_of("crosshost.ambassador.apply")["ssh1"]["result"]["msg"].split())
+    assert msg.startswith("host ssh1: /nonexistent/ca.pem (from ambassador_docker_ca_path) does not exist on this "
+                          "host, for the Docker engine at tcp://10.77.15.11:2376. Fix:"), msg
+    assert "Traceback" not in run.output
+    assert sorted((c.name, c.id, c.status) for c in client("ssh1").containers.list(all=True)) == before
 
 
 PREPARE_PLAYBOOK = """

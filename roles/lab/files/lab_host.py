@@ -174,6 +174,12 @@ def host_view_script(run_dir, binds, docker_sock, keep):
         lines.append("mount --bind %s %s" % (quote(source), quote(target)))
     lines += [
         "mount --bind %s %s" % (quote(run_dir), quote(keep)),
+        # The copies of the machine's mounts that would keep other hosts' network namespaces (ip netns'
+        # nsfs files) and other engines' container file systems (overlay) alive, and all of /run, go:
+        # otherwise deleting another host's namespace would not free it while this one lives.
+        "awk '{for (i = 7; i <= NF; i++) if ($i == \"-\") { if ($(i + 1) == \"nsfs\" || $(i + 1) == \"overlay\" "
+        "|| $5 == \"/run\" || index($5, \"/run/\") == 1) print $5; break }}' /proc/self/mountinfo | sort -r "
+        "| while read -r m; do umount -l \"$m\" 2>/dev/null || true; done",
         "mount -t tmpfs -o mode=0755,nosuid,nodev lab-run /run",
         "mkdir -p %s /run/sshd /run/lock" % quote(run_dir),
         "mount --move %s %s" % (quote(keep), quote(run_dir)),
@@ -583,12 +589,18 @@ class Host(object):
         elif os.path.exists(self.netns):
             self.change("remove the stale namespace file %s" % self.netns, func=lambda: _unlink(self.netns))
         if self.link(s["veth"]) and (self.check or not self.netns_mounted()):
-            self.change("delete the veth %s" % s["veth"], ["ip", "link", "delete", "dev", s["veth"]])
+            self.change("delete the veth %s" % s["veth"], func=self.delete_veth)
         for directory in cgroups:
             self.change("remove the cgroup %s" % directory, func=lambda d=directory: os.rmdir(d))
         for path in (s["run_dir"], s["state_dir"]):
             if os.path.lexists(path):
                 self.change("delete %s" % path, func=lambda p=path: shutil.rmtree(p))
+
+    def delete_veth(self):
+        """Delete the host-side veth, unless it went meanwhile (it goes with the namespace, asynchronously)."""
+        proc = self.run(["ip", "link", "delete", "dev", self.spec["veth"]], ok=(0, 1, 2))
+        if proc.returncode != 0 and self.link(self.spec["veth"]):
+            raise Failure("delete the veth %s failed: %s" % (self.spec["veth"], (proc.stderr or proc.stdout).strip()))
 
     # bridge
     def bridge_present(self):
