@@ -322,7 +322,7 @@ def test_a_run_that_dies_mid_replacement_leaves_one_answer_within_a_second(
     converge(lab, topology.save())
     assert exec_ok(consumer, ["redis-cli", "-h", "redis", "SET", "place", "old"]) == "OK"
     old = lab.client("host1").containers.get("redis_ambassador")
-    proxy = EngineProxy("/run/crosshost-lab/host1/docker.sock", str(tmp_path / "host1.sock"),
+    proxy = EngineProxy(lab.socket("host1"), str(tmp_path / "host1.sock"),
                         lambda line: line.startswith("DELETE ") and "/containers/%s" % old.id in line)
     topology.host_vars("host1", ambassador_docker_host="unix://%s" % proxy.path)
     dead = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=8")
