@@ -5,6 +5,7 @@ a no-op when it already runs). Each test converges the topology it needs first,
 so tests do not depend on each other's leftovers.
 """
 
+import glob
 import os
 import shutil
 import signal
@@ -82,6 +83,20 @@ class Topology(object):
         current.update(values)
         with open(path, "w") as handle:
             yaml.safe_dump(current, handle, default_flow_style=False)
+
+
+def processes_naming(*dirs):
+    """Command lines (200 characters) of the processes whose arguments name a path below one of dirs."""
+    found = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmdline, "rb") as handle:
+                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if any(d + "/" in text for d in dirs):
+            found.append("%s: %s" % (cmdline.split("/")[2], text[:200]))
+    return found
 
 
 def _alive(pid):

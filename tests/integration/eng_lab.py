@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, ansible_playbook
+from conftest import ROOT, ansible_playbook, processes_naming
 
 VARS_FILE = os.path.join(ROOT, "playbooks", "vars", "lab_eng.yml")
 with open(VARS_FILE) as _handle:
@@ -72,15 +72,7 @@ def leftovers():
     links = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], stdout=subprocess.PIPE, universal_newlines=True,
                            check=True).stdout
-    processes = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(cmdline, "rb") as handle:
-                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if RUN_DIR + "/" in text or STATE_DIR + "/" in text:
-            processes.append("%s: %s" % (cmdline.split("/")[2], text[:200]))
+    processes = processes_naming(RUN_DIR, STATE_DIR)
     return {
         "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in HOSTS],
         "links": [line.split(":")[1].strip() for line in links.splitlines()

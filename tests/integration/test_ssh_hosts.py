@@ -7,7 +7,6 @@ with sudo. The topology converges there as it does on real hosts, and the docker
 a host's Python the Docker SDK (the distribution's package, or a venv) without pip in the system.
 """
 
-import glob
 import os
 import pwd
 import signal
@@ -18,7 +17,7 @@ import docker
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN, ansible_playbook, exec_ok
+from conftest import ROOT, VENV_BIN, ansible_playbook, exec_ok, processes_naming
 
 VARS_FILE = os.path.join(ROOT, "playbooks", "vars", "lab_ssh.yml")
 with open(VARS_FILE) as _handle:
@@ -296,15 +295,7 @@ def test_docker_host_refuses_an_sdk_older_than_5_naming_host_interpreter_version
 
 def leftovers():
     """What of this instance is still on the machine: processes, namespaces, mounts, files, the sudo user."""
-    processes = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(cmdline, "rb") as handle:
-                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if VARS["lab_run_dir"] + "/" in text or STATE_DIR + "/" in text:
-            processes.append(text[:200])
+    processes = processes_naming(VARS["lab_run_dir"], STATE_DIR)
     with open("/proc/self/mountinfo") as handle:
         mounts = [line.split()[4] for line in handle if VARS["lab_run_dir"] in line or STATE_DIR in line]
     netns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
