@@ -79,7 +79,7 @@ options:
         address the provider saw, also when the connection itself looked fine (a refused TCP connection is accepted,
         then closed at once, so it otherwise reads as an empty answer).
       - Such a refusal means that the consumer's connections reach the provider from another address than its
-        C(ambassador_source_address) (NAT, a rootless engine, Docker's userland proxy): set that variable to the
+        C(ambassador_source_address) (NAT, a rootless engine, Docker's userland proxy); set that variable to the
         address named.
     type: dict
     suboptions:
