@@ -31,6 +31,7 @@ adds and the sysctls of its network namespace.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 DATAPLANES = ("socat", "kernel")
@@ -64,6 +65,22 @@ TLS_OPTIONS = "cert=%s/cert.pem,key=%s/key.pem,cafile=%s/ca.pem,verify=1" % (TLS
 
 def _bracket(host):
     return "[%s]" % host if ":" in host else host  # an IPv6 literal
+
+
+# What a provider-side ambassador logs when the allow-list refuses a connection: socat's own warning
+# for range= ("W refusing connection from AF=2 10.0.0.9:41234 due to range option"), and the same
+# words from the shell check of several peers.
+REFUSAL_ECHO = 'echo "W refusing connection from $SOCAT_PEERADDR:$SOCAT_PEERPORT due to the allow-list" >&2'
+_REFUSAL = re.compile(r"refusing connection from (?:AF=[0-9]+ )?\[?([0-9A-Fa-f.:]+?)\]?:[0-9]+ due to")
+
+
+def refused_sources(log_text):
+    """The source addresses a provider-side ambassador's log says it refused, in order, each once."""
+    found = []
+    for address in _REFUSAL.findall(log_text):
+        if address not in found:
+            found.append(address)
+    return found
 
 
 def _socat_escape(text):
@@ -107,7 +124,9 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
         listen += ",range=%s/%d" % (_bracket(allow[0]), 128 if ":" in allow[0] else 32)
     elif allow:
         test = " -o ".join("$SOCAT_PEERADDR = %s" % peer for peer in allow)
-        connect = "SYSTEM:" + _socat_escape("test %s && exec socat -b %d - %s" % (test, SOCAT_BUFFER, connect))
+        # A refused peer is logged as socat logs a range refusal (see refused_sources).
+        connect = "SYSTEM:" + _socat_escape("test %s && exec socat -b %d - %s; %s"
+                                            % (test, SOCAT_BUFFER, connect, REFUSAL_ECHO))
         if protocol == "tcp" and tls_role != "server":
             # The checked socat takes over the accepted connection itself (nofork): one process
             # and one copy per connection, as with one peer. TLS and UDP need the listener's socat
@@ -119,12 +138,15 @@ def socat_forward(protocol, listen_port, target_host, target_port, allow=(), tls
 def _socat(protocol, ports, target, allow, tls_role):
     """One forward runs socat as the container's process (as ``alpine/socat`` is meant to be
     used); several run under ``/bin/sh`` with an init process, so that a stop signal reaches
-    every socat."""
+    every socat. With an allow-list, socat logs warnings (``-d``): a refused peer is then in the
+    ambassador's log, where ``probe`` finds it."""
     forwards = [socat_forward(protocol, listen, target, port, allow, tls_role) for listen, port in ports]
+    warn = ["-d"] if allow else []
     if len(forwards) == 1:
-        return {"entrypoint": ["socat"], "command": ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False,
+        return {"entrypoint": ["socat"], "command": warn + ["-b", str(SOCAT_BUFFER)] + forwards[0], "init": False,
                 "cap_add": [], "sysctls": {}}
-    script = " & ".join("socat -b %d %s %s" % (SOCAT_BUFFER, shlex.quote(listen), shlex.quote(connect))
+    script = " & ".join("socat %s-b %d %s %s" % ("-d " if allow else "", SOCAT_BUFFER, shlex.quote(listen),
+                                                 shlex.quote(connect))
                         for listen, connect in forwards) + " & wait"
     return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True, "cap_add": [], "sysctls": {}}
 

@@ -343,6 +343,16 @@ class DockerHost(object):
         except Exception as exc:
             raise self._failed("inspecting container %s" % name, exc)
 
+    def logs_since(self, name, since):
+        """What container ``name`` logged (stdout and stderr) since ``since`` (seconds since the epoch), or None
+        when there is no such container."""
+        try:
+            return self.api.logs(name, stdout=True, stderr=True, since=int(since)).decode("utf-8", "replace")
+        except NotFound:
+            return None
+        except Exception as exc:
+            raise self._failed("reading the log of container %s" % name, exc)
+
     def stop(self, container_id, name, timeout):
         self._call("stopping container %s" % name, self.api.stop, container_id, timeout=timeout)
 

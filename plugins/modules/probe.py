@@ -69,6 +69,44 @@ options:
       use_ssh_client:
         description: C(ambassador_docker_use_ssh_client), for C(ssh://) URLs (default true).
         type: bool
+  provider_docker:
+    description:
+      - How to reach the engine of the host that provides O(service) (that host's C(ambassador_plan.docker)), with the
+        same suboptions as O(docker). Optional.
+      - When given, the probe reads the log of the provider-side ambassador C(<service>_ambassador) there after
+        connecting. If that ambassador refused connections during the probe (its allow-list lets in only the consumers'
+        C(ambassador_source_address)), the probe fails with C(refused by the provider's allow-list), naming the source
+        address the provider saw, also when the connection itself looked fine (a refused TCP connection is accepted,
+        then closed at once, so it otherwise reads as an empty answer).
+      - Such a refusal means that the consumer's connections reach the provider from another address than its
+        C(ambassador_source_address) (NAT, a rootless engine, Docker's userland proxy); set that variable to the
+        address named.
+    type: dict
+    suboptions:
+      host:
+        description: As O(docker.host).
+        type: str
+      tls_verify:
+        description: As O(docker.tls_verify).
+        type: bool
+      ca_path:
+        description: As O(docker.ca_path).
+        type: str
+      client_cert:
+        description: As O(docker.client_cert).
+        type: str
+      client_key:
+        description: As O(docker.client_key).
+        type: str
+      tls_hostname:
+        description: As O(docker.tls_hostname).
+        type: str
+      api_version:
+        description: As O(docker.api_version).
+        type: str
+      use_ssh_client:
+        description: As O(docker.use_ssh_client).
+        type: bool
   network:
     description: The shared network (C(ambassador_network)).
     type: str
@@ -136,13 +174,23 @@ target:
   returned: always
   type: str
   sample: redis:6379
+refused_sources:
+  description: Source addresses the provider-side ambassador refused during the probe (only with O(provider_docker)).
+  returned: always
+  type: list
+  elements: str
+  sample: [10.77.16.99]
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
 from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
     EngineError, connect, sdk_failure)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
 # answer after sending.
@@ -155,6 +203,7 @@ def main():
         argument_spec=dict(
             docker_host=dict(type="str"),
             docker=dict(type="dict", options=CONNECTION_OPTIONS),
+            provider_docker=dict(type="dict", options=CONNECTION_OPTIONS),
             network=dict(type="str", default="ambassador"),
             image=dict(type="str", required=True),
             service=dict(type="str", required=True),
@@ -177,14 +226,28 @@ def main():
     if p["docker_host"]:
         settings["host"] = p["docker_host"]
     where = "from network %s" % p["network"]
+    refused = []
     try:
         engine = connect(settings, timeout=p["timeout"] * 3 + 10)
         where = "from network %s on the Docker engine at %s" % (p["network"], engine.url)
+        # The engines' clocks are this machine's or close to it; a second of margin for the log's timestamps.
+        started = time.time() - 1
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
+        if p["provider_docker"]:
+            provider = connect(p["provider_docker"], timeout=p["timeout"] * 3 + 10)
+            refused = refused_sources(provider.logs_since(ambassador_name(p["service"]), started) or "")
     except EngineError as exc:
-        module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1)
-    result = dict(changed=False, received=received, exit_code=code, target=target)
+        module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1,
+                         refused_sources=[])
+    result = dict(changed=False, received=received, exit_code=code, target=target, refused_sources=refused)
+    if refused:
+        module.fail_json(msg="cannot connect to %s %s: refused by the provider's allow-list: %s on the Docker engine at "
+                             "%s refused connections from %s, which is not an address it lets in. Fix: set "
+                             "ambassador_source_address of the consuming host to the address its connections come "
+                             "from (%s), and run site.yml again"
+                             % (target, where, ambassador_name(p["service"]), provider.url, ", ".join(refused),
+                                refused[0]), **result)
     if code != 0:
         module.fail_json(msg="cannot connect to %s %s: %s" % (target, where, received.strip() or "exit code %d" % code),
                          **result)

@@ -18,7 +18,13 @@ import yaml
 # The runner and the waits that bench/ uses too; the tests import them from here.
 from labkit import ROOT, VENV_BIN, ansible_playbook, exec_ok, wait_for  # noqa: F401 pylint: disable=unused-import
 
+# scripts/lab-instance-tests runs copies of these tests (host names of another lab instance) from
+# elsewhere: LAB_ROOT (read by labkit) names the checkout, LAB_VARS the instance's vars file for
+# playbooks/lab.yml, LAB_TOPOLOGY the copy of inventory/lab with its host names.
 LAB_INVENTORY = os.environ.get("LAB_INVENTORY", "/var/lib/crosshost-lab/inventory.yml")
+LAB_VARS = os.environ.get("LAB_VARS")
+LAB_UP = ["playbooks/lab.yml"] + (["-e", "@" + LAB_VARS] if LAB_VARS else [])
+LAB_TOPOLOGY = os.environ.get("LAB_TOPOLOGY") or os.path.join(ROOT, "inventory", "lab")
 OWNER_LABEL = "crosshost.ambassador.managed"
 
 
@@ -27,7 +33,7 @@ class Topology(object):
 
     def __init__(self, path):
         self.path = str(path)
-        shutil.copytree(os.path.join(ROOT, "inventory", "lab"), self.path)
+        shutil.copytree(LAB_TOPOLOGY, self.path)
         with open(self._all) as handle:
             self.vars = yaml.safe_load(handle)
 
@@ -155,18 +161,22 @@ class Lab(object):
 
     def up(self):
         """(Re)start whatever part of the lab is down: playbooks/lab.yml is idempotent."""
-        run = ansible_playbook(["playbooks/lab.yml"], self.tmpdir)
+        run = ansible_playbook(LAB_UP, self.tmpdir)
         assert run.rc == 0, run.output[-4000:]
         self._clients = {}
 
     def stop_engine(self, host, timeout=60):
         """Stop a lab host's dockerd, as an operator or a crash would; lab.up() brings it back."""
-        pidfile = os.path.join(os.path.dirname(self.socket(host)), "docker.pid")
+        pidfile = os.path.join(self.run_dir(host), "docker.pid")
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not _alive(pid), "dockerd of %s (pid %d) to stop" % (host, pid), timeout)
         self._clients.pop(host, None)
+
+    def run_dir(self, host):
+        """The host's run directory (socket, pidfile): <lab_run_dir>/<host>, where its machine-side socket is."""
+        return os.path.dirname(self.socket(host))
 
     def in_namespace(self, host, argv):
         """Start a process inside a lab host's network namespace (the caller stops it)."""
@@ -188,7 +198,7 @@ class Lab(object):
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     tmpdir = tmp_path_factory.mktemp("runs")
-    up = ansible_playbook(["playbooks/lab.yml"], tmpdir)
+    up = ansible_playbook(LAB_UP, tmpdir)
     assert up.rc == 0, up.output[-4000:]
     return Lab(LAB_INVENTORY, tmpdir)
 

@@ -6,7 +6,8 @@ import os
 import subprocess
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# LAB_ROOT: the checkout, when scripts/lab-instance-tests runs copies of the tests from elsewhere.
+ROOT = os.environ.get("LAB_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
 

@@ -83,6 +83,8 @@ COMMENT = "crosshost-lab"
 # forwarded (container) traffic is filtered there, the engine's own in OUTPUT.
 DOCKER_USER = "DOCKER-USER"
 CGROUP_ROOT = "/sys/fs/cgroup"
+# The marker the role writes in each host's state directory: its "dockerd" is the engine's argv.
+MARKER = "lab-host.json"
 LEFTOVER_GRACE = 15
 
 
@@ -282,10 +284,38 @@ def end_processes(pids, grace):
     return left
 
 
+def recorded_executable(state_dir):
+    """The engine executable the host's marker names (the engine it was started with), or None."""
+    try:
+        with open(os.path.join(state_dir, MARKER)) as handle:
+            argv = json.load(handle).get("dockerd")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return argv[0] if isinstance(argv, list) and argv and isinstance(argv[0], str) else None
+
+
+def engine_executables(spec):
+    """The executables a running engine of this host may have: the spec's, and the one its marker recorded
+    (a host whose lab_engines entry changed, or torn down after leaving lab_engines, runs the old one)."""
+    found = [spec["dockerd"]]
+    recorded = recorded_executable(spec["state_dir"])
+    if recorded and recorded not in found:
+        found.append(recorded)
+    return found
+
+
+def running_as_any(pid, executables):
+    """Whether process ``pid`` runs one of ``executables`` (a list, or one path)."""
+    if isinstance(executables, str):
+        executables = [executables]
+    return any(running_as(pid, executable) for executable in executables)
+
+
 def stop_engine(pidfile, executable, timeout):
-    """Stop the engine of ``pidfile`` if it runs (it stops its containers on SIGTERM); True if it ran."""
+    """Stop the engine of ``pidfile`` if it runs ``executable`` (a path or a list of paths; it stops its
+    containers on SIGTERM); True if it ran."""
     pid = read_pid(pidfile)
-    if not running_as(pid, executable):
+    if not running_as_any(pid, executable):
         return False
     end_processes([pid], timeout)
     return True
@@ -360,9 +390,11 @@ class Host(object):
                 return
         self.network()
         self.firewall()
+        # Read before files() rewrites the marker: the engine that runs may be another executable.
+        executables = engine_executables(s)
         restart = self.files() or created
         fresh_view = self.host_view()
-        self.engine(restart or fresh_view)
+        self.engine(restart or fresh_view, executables)
         self.sshd(fresh_view)
 
     def network(self):
@@ -444,17 +476,18 @@ class Host(object):
                 self.change("write %s" % path, func=lambda p=path, c=content: _write(p, c))
         return changed
 
-    def engine(self, restart):
+    def engine(self, restart, executables=None):
         s = self.spec
+        executables = executables or [s["dockerd"]]
         pid = read_pid(s["pidfile"])
-        runs = running_as(pid, s["dockerd"])
+        runs = running_as_any(pid, executables)
         if runs and not restart and not self.in_host_view(pid):
             self.change("stop the engine of %s (pid %d): it runs outside the host's mount namespace" % (s["name"], pid),
-                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+                        func=lambda: stop_engine(s["pidfile"], executables, s["timeout"]))
             runs = False
         if runs and restart:
             self.change("stop the engine of %s (pid %d) to apply new settings" % (s["name"], pid),
-                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+                        func=lambda: stop_engine(s["pidfile"], executables, s["timeout"]))
             runs = False
         if not runs:
             if pid is not None and os.path.exists(s["pidfile"]):
@@ -560,9 +593,10 @@ class Host(object):
         sshd = s.get("sshd")
         if sshd and running_as(read_pid(sshd["pidfile"]), sshd["sshd"]):
             self.change("stop sshd of %s" % s["name"], func=lambda: stop_engine(sshd["pidfile"], sshd["sshd"], 10))
-        if running_as(read_pid(s["pidfile"]), s["dockerd"]):
+        executables = engine_executables(s)
+        if running_as_any(read_pid(s["pidfile"]), executables):
             self.change("stop the engine of %s" % s["name"],
-                        func=lambda: stop_engine(s["pidfile"], s["dockerd"], s["timeout"]))
+                        func=lambda: stop_engine(s["pidfile"], executables, s["timeout"]))
         # After a killed engine, its containerd (in the namespace) and containers (in its cgroups) can be left.
         left = set()
         if self.netns_mounted():

@@ -1,11 +1,12 @@
 """The data planes' processes, on plain data (no Docker, no Ansible)."""
 
+import os
 import subprocess
 
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script, replaced_watch)
+    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script, refused_sources, replaced_watch, socat_forward)
 
 
 def test_socat_listens_with_a_deep_backlog_and_without_nagle():
@@ -66,3 +67,23 @@ def test_the_watch_of_a_replaced_ambassador_is_valid_shell_naming_its_successor(
     script = replaced_watch("redis_ambassador")
     assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
     assert script.startswith("name='redis_ambassador'\n") and "kill -TERM 1" in script
+
+
+def test_refused_sources_are_read_from_socat_and_shell_refusals():
+    log = ("2026/12/05 07:49:40 socat[7] W refusing connection from AF=2 10.77.16.99:47878 due to range option\n"
+           "2026/12/05 07:49:41 socat[7] W refusing connection from AF=10 [fd00::9]:4711 due to range option\n"
+           "W refusing connection from 10.77.16.98:5000 due to the allow-list\n"
+           "2026/12/05 07:49:42 socat[7] W refusing connection from AF=2 10.77.16.99:47880 due to range option\n"
+           "2026/12/05 07:49:44 socat[7] W exiting on signal 15\n")
+    assert refused_sources(log) == ["10.77.16.99", "fd00::9", "10.77.16.98"]
+    assert refused_sources("") == []
+
+
+def test_the_shell_check_of_several_peers_logs_a_refusal_as_refused_sources_reads_it():
+    listen, connect = socat_forward("tcp", 7, "echo", 7, allow=["10.0.0.2", "10.0.0.3"])
+    script = connect[len("SYSTEM:"):-len(",nofork")].replace("\\", "")
+    env = dict(os.environ, SOCAT_PEERADDR="10.0.0.9", SOCAT_PEERPORT="4242")
+    proc = subprocess.run(["/bin/sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    assert refused_sources(proc.stderr) == ["10.0.0.9"]
+    assert "range=" not in listen

@@ -42,7 +42,8 @@ def test_classic_redis_on_host2_consumed_from_host1():
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
     # Only host1, the one consumer, may connect; the port is published on the advertise address only.
-    assert pamb["command"] == ["-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,range=10.0.0.1/32",
+    # -d: socat logs each refused peer (what probe reads to say "refused by the provider's allow-list").
+    assert pamb["command"] == ["-d", "-b", "65536", "TCP-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,range=10.0.0.1/32",
                                "TCP:redis:6379,nodelay"]
     assert pamb["published"] == [{"host_ip": "10.0.0.2", "host_port": 6379, "port": 6379, "protocol": "tcp"}]
     # Ambassadors run hardened; the service container runs as its image says.
@@ -142,10 +143,11 @@ def test_connection_settings_travel_in_the_plan_and_local_hosts_files_are_checke
 
 def test_several_consumers_are_allowed_by_a_peer_address_check():
     plans = plan_topology({"echo": {"host": "host1", "port": 7, "consumers": ["host3", "host2"]}}, hosts())
-    _b, _size, listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
+    _d, _b, _size, listen, connect = by_name(plans["host1"])["echo_ambassador"]["command"]
     assert listen == "TCP-LISTEN:7,fork,reuseaddr,backlog=4096,nodelay"
     assert connect == ("SYSTEM:test $SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 "
-                       "&& exec socat -b 65536 - TCP\\:echo\\:7\\,nodelay,nofork")
+                       "&& exec socat -b 65536 - TCP\\:echo\\:7\\,nodelay\\; echo \\\"W refusing connection from "
+                       "$SOCAT_PEERADDR\\:$SOCAT_PEERPORT due to the allow-list\\\" >&2,nofork")
 
 
 def test_source_and_bind_addresses_override_the_advertise_address():
@@ -154,7 +156,7 @@ def test_source_and_bind_addresses_override_the_advertise_address():
     settings["host2"].update(advertise_address="db.example.net", bind_address="0.0.0.0")
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     pamb = by_name(plans["host2"])["redis_ambassador"]
-    assert pamb["command"][2].endswith(",range=192.0.2.1/32")
+    assert pamb["command"][3].endswith(",range=192.0.2.1/32")
     assert pamb["published"][0]["host_ip"] == "0.0.0.0"
     assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:db.example.net:6379,nodelay"
 
@@ -162,9 +164,10 @@ def test_source_and_bind_addresses_override_the_advertise_address():
 def test_several_ports_quote_each_socat_address_for_the_shell():
     plans = plan_topology({"web": {"host": "host1", "ports": [80, 443], "consumers": ["host2", "host3"]}}, hosts())
     (script,) = by_name(plans["host1"])["web_ambassador"]["command"]
-    assert script.startswith("socat -b 65536 TCP-LISTEN:80,fork,reuseaddr,backlog=4096,nodelay 'SYSTEM:test "
+    assert script.startswith("socat -d -b 65536 TCP-LISTEN:80,fork,reuseaddr,backlog=4096,nodelay 'SYSTEM:test "
                              "$SOCAT_PEERADDR = 10.0.0.2 -o $SOCAT_PEERADDR = 10.0.0.3 && exec socat -b 65536 - "
-                             "TCP\\:web\\:80\\,nodelay,nofork' & socat")
+                             "TCP\\:web\\:80\\,nodelay\\; echo \\\"W refusing connection from "
+                             "$SOCAT_PEERADDR\\:$SOCAT_PEERPORT due to the allow-list\\\" >&2,nofork' & socat")
 
 
 def test_mutual_tls_between_ambassadors():
@@ -173,7 +176,7 @@ def test_mutual_tls_between_ambassadors():
     plans = plan_topology(services, hosts(host1=["redis"]), tls=True)
     provider = by_name(plans["host2"])["redis_ambassador"]
     assert provider["command"] == [
-        "-b", "65536", "OPENSSL-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,cert=/tls/cert.pem,key=/tls/key.pem,"
+        "-d", "-b", "65536", "OPENSSL-LISTEN:6379,fork,reuseaddr,backlog=4096,nodelay,cert=/tls/cert.pem,key=/tls/key.pem,"
         "cafile=/tls/ca.pem,verify=1,range=10.0.0.1/32", "TCP:redis:6379,nodelay"]
     consumer = by_name(plans["host1"])["redis_ambassador"]
     assert consumer["command"][3] == ("OPENSSL:10.0.0.2:6379,nodelay,cert=/tls/cert.pem,key=/tls/key.pem,"

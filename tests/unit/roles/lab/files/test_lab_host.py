@@ -98,6 +98,27 @@ def test_an_engine_is_recognised_by_its_executable_not_its_pid(tmp_path):
     assert lab_host.read_pid(str(tmp_path / "missing.pid")) is None
 
 
+def test_an_engine_of_another_kind_is_found_through_the_marker_and_stopped(tmp_path):
+    # A host moved from one engine to another (lab_engines): its marker still names the old executable.
+    state = tmp_path / "state"
+    state.mkdir()
+    spec = {"dockerd": "/usr/sbin/dockerd", "state_dir": str(state)}
+    assert lab_host.engine_executables(spec) == ["/usr/sbin/dockerd"]
+    (state / lab_host.MARKER).write_text("not json")
+    assert lab_host.engine_executables(spec) == ["/usr/sbin/dockerd"]
+    (state / lab_host.MARKER).write_text(json.dumps({"dockerd": [SLEEP, "--flag"]}))
+    assert lab_host.engine_executables(spec) == ["/usr/sbin/dockerd", SLEEP]
+    proc = subprocess.Popen([SLEEP, "60"])
+    try:
+        pidfile = _pidfile(tmp_path, proc.pid)
+        assert not lab_host.running_as_any(proc.pid, ["/usr/sbin/dockerd"])
+        assert lab_host.running_as_any(proc.pid, lab_host.engine_executables(spec))
+        assert lab_host.stop_engine(pidfile, lab_host.engine_executables(spec), 5) is True
+        assert proc.wait(5) == -signal.SIGTERM
+    finally:
+        proc.kill()
+
+
 def test_a_process_ignoring_sigterm_gets_sigkill_after_the_grace(tmp_path):
     ready = tmp_path / "ready"
     code = "import signal,time,pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); pathlib.Path(%r).touch(); time.sleep(60)" % str(ready)
