@@ -625,7 +625,7 @@ class Host(object):
         if self.link(s["veth"]) and (self.check or not self.netns_mounted()):
             self.change("delete the veth %s" % s["veth"], func=self.delete_veth)
         for directory in cgroups:
-            self.change("remove the cgroup %s" % directory, func=lambda d=directory: os.rmdir(d))
+            self.change("remove the cgroup %s" % directory, func=lambda d=directory: _rmdir(d))
         for path in (s["run_dir"], s["state_dir"]):
             if os.path.lexists(path):
                 self.change("delete %s" % path, func=lambda p=path: shutil.rmtree(p))
@@ -664,6 +664,14 @@ def _write(path, content):
         handle.write(content)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _rmdir(path):
+    """Remove an empty directory that may be gone already (the engine removes its containers' cgroups)."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def _unlink(path):
