@@ -8,7 +8,9 @@ import yaml
 from conftest import ROOT, Topology, converge
 
 with open(os.path.join(ROOT, "tests", "data", "malformed_topologies.yml")) as handle:
-    MALFORMED = yaml.safe_load(handle)
+    # The lab's hosts have an ansible_host (they are reached over SSH): a case that needs a host
+    # without one is for the unit corpus test only.
+    MALFORMED = [case for case in yaml.safe_load(handle) if not case.get("without_ansible_host")]
 
 
 @pytest.fixture(scope="module")
