@@ -59,13 +59,15 @@ def test_ambassadors_removed_or_stopped_by_hand_are_the_only_ones_touched(lab, t
 
 
 def test_a_host_cut_off_during_a_move_calls_the_move_off_and_it_goes_through_after(lab, topology, consumer):
-    # Reach host3's engine over its network address, as a remote Docker host is reached.
+    # Reach host3's engine over its network address from the controller, as a remote Docker
+    # host is reached (the module runs on the controller, so cutting host3 off cuts its engine).
     address = lab.address("host3")
     forwarder = lab.in_namespace("host3", ["socat", "TCP-LISTEN:2375,bind=%s,reuseaddr,fork" % address,
                                            "UNIX-CONNECT:" + lab.socket("host3")])
     try:
         time.sleep(0.5)
-        topology.host_vars("host3", ambassador_docker_host="tcp://%s:2375" % address)
+        topology.host_vars("host3", ambassador_docker_host="tcp://%s:2375" % address, ansible_connection="local",
+                           ansible_python_interpreter="{{ ansible_playbook_python }}")
         assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
         subprocess.run(["ip", "link", "set", HOST3_VETH, "down"], check=True)
