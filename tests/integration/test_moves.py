@@ -217,7 +217,8 @@ def test_two_runs_at_once_take_turns_and_leave_one_place(lab, topology, consumer
 
 
 def test_a_run_killed_while_holding_the_lock_blocks_the_next_only_for_its_lease(lab, topology, consumer):
-    dead = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=8")
+    # A lease long enough to outlast the next run's way to its lock step (over SSH, on a loaded machine).
+    dead = _start_site(lab, move_redis(topology, "host3"), "-e", "ambassador_lock_lease=20")
     try:
         wait_for(lambda: all(_lock_held(lab, h) for h in lab.hosts), "the run to take its locks", timeout=60)
     finally:

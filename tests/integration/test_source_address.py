@@ -12,6 +12,7 @@ import pytest
 
 from conftest import converge
 
+# On the controller, which sees both engines' sockets (over SSH, host1 would see only its own engine).
 PROBE_PLAYBOOK = """
 - name: Probe redis from host1, reading host2's ambassador log on failure
   hosts: host1
@@ -19,14 +20,17 @@ PROBE_PLAYBOOK = """
   tasks:
     - name: Probe redis
       crosshost.ambassador.probe:
-        docker_host: "{{ ambassador_docker_host }}"
+        docker_host: "unix://%(host1)s"
         provider_docker:
-          host: "{{ hostvars['host2'].ambassador_docker_host }}"
+          host: "unix://%(host2)s"
         image: "{{ ambassador_image }}"
         service: redis
         port: 6379
         send: "PING\\r\\n"
         expect: "+PONG"
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
 
 
@@ -53,7 +57,7 @@ def nat(lab):
 
 def _probe(lab, topology, tmp_path):
     playbook = tmp_path / "probe.yml"
-    playbook.write_text(PROBE_PLAYBOOK)
+    playbook.write_text(PROBE_PLAYBOOK % {"host1": lab.socket("host1"), "host2": lab.socket("host2")})
     run = lab.playbook(topology, str(playbook))
     return run, run.results_of("crosshost.ambassador.probe")["host1"]["result"]
 
