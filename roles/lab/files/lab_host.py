@@ -240,6 +240,36 @@ def running_as(pid, executable):
     return os.path.realpath(exe) == os.path.realpath(executable)
 
 
+def ancestry(pid):
+    """pid and its ancestors' pids."""
+    found = []
+    while pid > 1 and pid not in found:
+        found.append(pid)
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return found
+
+
+def processes_naming(dirs, exclude=()):
+    """Pids of the processes whose command line names a path below one of ``dirs`` (such as an sshd
+    whose namespace was deleted under it), other than ``exclude`` and this script's own runs."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in exclude:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "lab_host.py" not in text and any(d.rstrip("/") + "/" in text.replace("\0", " ") for d in dirs):
+            found.append(int(entry))
+    return found
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -609,6 +639,7 @@ class Host(object):
                     left.update(int(p) for p in handle.read().split() if p.isdigit())
             except OSError:
                 pass
+        left.update(processes_naming([s["state_dir"], s["run_dir"]], exclude=ancestry(os.getpid())))
         left = sorted(p for p in left if alive(p))
         if left:
             self.change("end the processes left by %s: %s" % (s["name"], " ".join(map(str, left))),

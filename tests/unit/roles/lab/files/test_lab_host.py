@@ -237,3 +237,29 @@ def test_a_host_view_persists_is_recognised_and_goes_with_its_mount(tmp_path):
             for mount in lab_host.below(lab_host.mount_points(handle.read()), [spec["run_dir"]]):
                 subprocess.run(["umount", "--lazy", mount], check=True)
     assert not host.mntns_mounted()
+
+
+def _cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        return handle.read()
+
+
+def test_processes_naming_a_hosts_directories_are_found_except_this_run(tmp_path):
+    state = str(tmp_path / "state" / "eng2")
+    # An sshd whose namespace went: it is found by the path its command line names.
+    wait = [sys.executable, "-c", "import time; time.sleep(60)"]
+    stray = subprocess.Popen(wait + [state + "/ssh/sshd_config"])
+    other = subprocess.Popen(wait + [str(tmp_path / "state" / "eng20") + "/x"])
+    try:
+        for proc in (stray, other):  # until exec: before it, the child's command line is pytest's
+            deadline = time.time() + 10
+            while time.time() < deadline and b"time.sleep" not in _cmdline(proc.pid):
+                time.sleep(0.01)
+        found = lab_host.processes_naming([state], exclude=lab_host.ancestry(os.getpid()))
+        assert stray.pid in found and other.pid not in found
+        assert os.getpid() in lab_host.ancestry(os.getpid()) and os.getppid() in lab_host.ancestry(os.getpid())
+        assert stray.pid not in lab_host.processes_naming([state], exclude=[stray.pid])
+    finally:
+        for proc in (stray, other):
+            proc.kill()
+            proc.wait()
