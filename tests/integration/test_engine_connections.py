@@ -267,9 +267,9 @@ def _ssh_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     ssh = home / ".ssh"
     ssh.mkdir(parents=True, mode=0o700)
-    (ssh / "config").write_text("Host %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n"
-                                "  BatchMode yes\n" % (eng_lab.address(SSH_HOST), lab["ansible_ssh_private_key_file"],
-                                                      ssh / "known_hosts"))
+    config = "Host %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+    (ssh / "config").write_text(config % (eng_lab.address(SSH_HOST), lab["ansible_ssh_private_key_file"],
+                                          ssh / "known_hosts"))
     with open(known_hosts) as handle:
         (ssh / "known_hosts").write_text(handle.read())
     bin_dir = tmp_path / "bin"
