@@ -318,3 +318,21 @@ def test_an_ssh_url_with_an_unknown_host_key_fails_that_host_naming_the_url(eng,
     msg = run.results_of("crosshost.ambassador.apply")[SSH_HOST]["result"]["msg"]
     assert url in msg and "known_hosts" in msg and "Traceback" not in run.output, msg
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("name, works", [("eng3", True), ("not-eng3.example", False)])
+def test_tls_hostname_is_the_name_the_engines_certificate_is_checked_against(eng, topology, name, works):
+    # The certificate names eng3 (DNS) and its address; the URL is by address, so only the name checked changes.
+    _host_vars(topology, TLS_HOST, {"ambassador_docker_tls_hostname": name})
+    if "echo_ambassador" in containers(tls_client()):
+        tls_client().containers.get("echo_ambassador").remove(force=True)
+    before = snapshot()
+    run = site(eng, topology)
+    if works:
+        assert run.rc == 0, run.output[-4000:]
+        assert ("create", "echo_ambassador") in run.actions()[TLS_HOST]
+        return
+    assert run.failed_hosts() == [TLS_HOST], run.output[-4000:]
+    msg = run.results_of("crosshost.ambassador.apply")[TLS_HOST]["result"]["msg"]
+    assert TLS_URL in msg and "is not valid for that name or address" in msg and "Traceback" not in run.output, msg
+    assert snapshot() == before
