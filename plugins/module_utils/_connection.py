@@ -171,6 +171,6 @@ def resolve(docker, environ, home="~"):
         }
     ssh_client = docker.get("use_ssh_client")
     if ssh_client is None:
-        # No paramiko needed: the SDK runs the OpenSSH client (and `docker system dial-stdio` on the host).
+        # The OpenSSH client, with the user's ~/.ssh/config (and `docker system dial-stdio` on the host).
         ssh_client = kind == "ssh"
     return {"url": url, "tls": tls, "version": version, "use_ssh_client": bool(ssh_client), "sources": sources}

@@ -163,8 +163,13 @@ def explain(exc, conn):
                 "(or DOCKER_CERT_PATH with cert.pem and key.pem)" % (url, VARIABLE["client_cert"], VARIABLE["client_key"]))
     if "paramiko" in text.lower():
         return ("the Docker SDK for Python reaches %s (ssh://) only with the package paramiko installed, even when it "
-                "runs the OpenSSH client (%s). Fix: install paramiko for the interpreter that runs the module, or run "
-                "the module on the Docker host over SSH with its local socket" % (url, VARIABLE["use_ssh_client"]))
+                "runs the OpenSSH client (%s). Fix: install requirements.txt (paramiko) for the interpreter that runs "
+                "the module, or run the module on the Docker host over SSH with its local socket"
+                % (url, VARIABLE["use_ssh_client"]))
+    if url.startswith("ssh://"):
+        return ("cannot reach the Docker engine at %s: %s. Fix: make `ssh %s docker system dial-stdio` work where the "
+                "module runs: the key (~/.ssh/config), the host's key in ~/.ssh/known_hosts (unknown keys are refused), "
+                "and the docker CLI on that host" % (url, _reason(exc), url))
     return "cannot reach the Docker engine at %s: %s" % (url, _reason(exc))
 
 

@@ -26,6 +26,7 @@ author:
 requirements:
   - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
   - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
+  - paramiko, for an engine reached by an C(ssh://) URL (also with the OpenSSH client).
 attributes:
   check_mode:
     support: full

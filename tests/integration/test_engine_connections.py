@@ -11,6 +11,7 @@ CA, a CA that did not sign the engine's certificate, a plaintext client).
 """
 
 import os
+import re
 import subprocess
 
 import docker
@@ -249,4 +250,89 @@ def test_bad_connection_settings_stop_the_plan_with_nothing_changed_anywhere(eng
     assert problem in plan["result"]["problems"], plan["result"]["problems"]
     assert run.results_of("crosshost.ambassador.apply") == {}
     assert "Traceback" not in run.output
+    assert snapshot() == before
+
+
+SSH_HOST = "eng2"
+
+
+def _ssh_home(tmp_path, monkeypatch):
+    """A HOME whose ~/.ssh has what a user's has for the lab's hosts: the key (in its config) and their host
+    keys (known_hosts). paramiko reads them from $HOME; the OpenSSH client reads the passwd entry's home, not
+    $HOME, so an `ssh` first on PATH points the real client at that config with -F (root's own ~/.ssh is
+    not this test's to change)."""
+    with open(eng_lab.INVENTORY) as handle:
+        lab = yaml.safe_load(handle)["all"]["children"]["lab"]["vars"]
+    known_hosts = re.search(r"UserKnownHostsFile=(\S+)", lab["ansible_ssh_common_args"]).group(1)
+    home = tmp_path / "home"
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    config = "Host %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+    (ssh / "config").write_text(config % (eng_lab.address(SSH_HOST), lab["ansible_ssh_private_key_file"],
+                                          ssh / "known_hosts"))
+    with open(known_hosts) as handle:
+        (ssh / "known_hosts").write_text(handle.read())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text("#!/bin/sh\nexec /usr/bin/ssh -F %s \"$@\"\n" % (ssh / "config"))
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", "%s%s%s" % (bin_dir, os.pathsep, os.environ["PATH"]))
+    return str(home)
+
+
+@pytest.mark.parametrize("use_ssh_client", [True, False], ids=["openssh", "paramiko"])
+def test_an_engine_reached_by_an_ssh_url_from_the_controller(eng, topology, tmp_path, monkeypatch, use_ssh_client):
+    url = "ssh://root@%s" % eng_lab.address(SSH_HOST)
+    _host_vars(topology, SSH_HOST, {
+        "ambassador_docker_host": url, "ambassador_docker_use_ssh_client": use_ssh_client,
+        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+    _ssh_home(tmp_path, monkeypatch)
+    # Something to do on eng2: its ambassador of echo is gone.
+    local = docker.DockerClient(base_url=eng_lab.socket_url(SSH_HOST), timeout=60)
+    for old in local.containers.list(all=True, filters={"name": "^echo_ambassador$"}):
+        old.remove(force=True)
+    run = site(eng, topology)
+    assert run.rc == 0, run.output[-6000:]
+    assert ("create", "echo_ambassador") in run.actions()[SSH_HOST], run.actions()
+    consumer = local.containers.run("crosshost-lab/client:1", ["sleep", "100000"], name="ssh-consumer", detach=True,
+                                    network="ambassador")
+    try:
+        assert exec_ok(consumer, ["sh", "-c", "echo hello-ssh | socat -t2 - TCP:echo:7777"]) == "hello-ssh"
+    finally:
+        consumer.remove(force=True)
+    again = site(eng, topology)
+    assert again.rc == 0 and again.changed()[SSH_HOST] == 0, again.output[-4000:]
+
+
+def test_an_ssh_url_with_an_unknown_host_key_fails_that_host_naming_the_url(eng, topology, tmp_path, monkeypatch):
+    url = "ssh://root@%s" % eng_lab.address(SSH_HOST)
+    _host_vars(topology, SSH_HOST, {
+        "ambassador_docker_host": url, "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+    home = _ssh_home(tmp_path, monkeypatch)
+    os.unlink(os.path.join(home, ".ssh", "known_hosts"))
+    before = snapshot()
+    run = site(eng, topology)
+    assert run.failed_hosts() == [SSH_HOST], run.output[-4000:]
+    msg = run.results_of("crosshost.ambassador.apply")[SSH_HOST]["result"]["msg"]
+    assert url in msg and "known_hosts" in msg and "Traceback" not in run.output, msg
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("name, works", [("eng3", True), ("not-eng3.example", False)])
+def test_tls_hostname_is_the_name_the_engines_certificate_is_checked_against(eng, topology, name, works):
+    # The certificate names eng3 (DNS) and its address; the URL is by address, so only the name checked changes.
+    _host_vars(topology, TLS_HOST, {"ambassador_docker_tls_hostname": name})
+    if "echo_ambassador" in containers(tls_client()):
+        tls_client().containers.get("echo_ambassador").remove(force=True)
+    before = snapshot()
+    run = site(eng, topology)
+    if works:
+        assert run.rc == 0, run.output[-4000:]
+        assert ("create", "echo_ambassador") in run.actions()[TLS_HOST]
+        return
+    assert run.failed_hosts() == [TLS_HOST], run.output[-4000:]
+    msg = run.results_of("crosshost.ambassador.apply")[TLS_HOST]["result"]["msg"]
+    assert TLS_URL in msg and "is not valid for that name or address" in msg and "Traceback" not in run.output, msg
     assert snapshot() == before
