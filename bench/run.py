@@ -82,8 +82,8 @@ class Playbook(object):
         elapsed = time.perf_counter() - start
         if check and run.rc != 0:
             failures = [r["host"] + ": " + str(r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
-            raise RuntimeError("ansible-playbook %s failed:\n%s\n%s" % (" ".join(args), run.output[-3000:],
-                                                                         "\n".join(failures)))
+            raise RuntimeError("ansible-playbook %s failed:\n%s\n%s"
+                               % (" ".join(args), run.output[-3000:], "\n".join(failures)))
         steps = set(task for host_steps in run.steps().values() for task, _actions in host_steps)
         return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions(),
                 "apply_steps": len(steps)}
