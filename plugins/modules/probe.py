@@ -73,7 +73,8 @@ options:
   provider_docker:
     description:
       - How to reach the engine of the host that provides O(service) (that host's C(ambassador_plan.docker)), with the
-        same suboptions as O(docker). Optional.
+        same keys as O(docker) (checked as strictly: an unknown key or a wrong type fails the probe, naming it).
+        Optional.
       - When given, the probe reads the log of the provider-side ambassador C(<service>_ambassador) there after
         connecting. If that ambassador refused connections during the probe (its allow-list lets in only the consumers'
         C(ambassador_source_address)), the probe fails with C(refused by the provider's allow-list), naming the source
@@ -83,31 +84,6 @@ options:
         C(ambassador_source_address) (NAT, a rootless engine, Docker's userland proxy); set that variable to the
         address named.
     type: dict
-    suboptions:
-      host:
-        description: As O(docker.host).
-        type: str
-      tls_verify:
-        description: As O(docker.tls_verify).
-        type: bool
-      ca_path:
-        description: As O(docker.ca_path).
-        type: str
-      client_cert:
-        description: As O(docker.client_cert).
-        type: str
-      client_key:
-        description: As O(docker.client_key).
-        type: str
-      tls_hostname:
-        description: As O(docker.tls_hostname).
-        type: str
-      api_version:
-        description: As O(docker.api_version).
-        type: str
-      use_ssh_client:
-        description: As O(docker.use_ssh_client).
-        type: bool
   network:
     description: The shared network (C(ambassador_network)).
     type: str
@@ -186,6 +162,7 @@ refused_sources:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
@@ -204,7 +181,8 @@ def main():
         argument_spec=dict(
             docker_host=dict(type="str"),
             docker=dict(type="dict", options=CONNECTION_OPTIONS),
-            provider_docker=dict(type="dict", options=CONNECTION_OPTIONS),
+            # The keys of docker, checked below: documented once, there.
+            provider_docker=dict(type="dict"),
             network=dict(type="str", default="ambassador"),
             image=dict(type="str", required=True),
             service=dict(type="str", required=True),
@@ -220,6 +198,13 @@ def main():
     if failure:
         module.fail_json(**failure)
     p = module.params
+    provider_settings = None
+    if p["provider_docker"] is not None:
+        checked = ArgumentSpecValidator(CONNECTION_OPTIONS).validate(p["provider_docker"])
+        if checked.error_messages:
+            module.fail_json(msg="provider_docker: %s. Fix: use the keys of the docker option (%s)"
+                             % ("; ".join(checked.error_messages), ", ".join(sorted(CONNECTION_OPTIONS))))
+        provider_settings = checked.validated_parameters
     target = "%s:%d" % (p["service"], p["port"])
     address = ("UDP:%s" if p["protocol"] == "udp" else "TCP:%s") % target
     env = {"PROBE_SEND": p["send"], "PROBE_TIMEOUT": str(p["timeout"]), "PROBE_ADDRESS": address}
@@ -235,8 +220,8 @@ def main():
         started = time.time() - 1
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
-        if p["provider_docker"]:
-            provider = connect(p["provider_docker"], timeout=p["timeout"] * 3 + 10)
+        if provider_settings:
+            provider = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
             refused = refused_sources(provider.logs_since(ambassador_name(p["service"]), started) or "")
     except EngineError as exc:
         module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1,
