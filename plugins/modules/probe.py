@@ -73,7 +73,7 @@ options:
   provider_docker:
     description:
       - How to reach the engine of the host that provides O(service) (that host's C(ambassador_plan.docker)), with the
-        same keys as O(docker) (checked as strictly: an unknown key or a wrong type fails the probe, naming it).
+        same keys as O(docker), checked as strictly (an unknown key or a wrong type fails the probe, naming it).
         Optional.
       - When given, the probe reads the log of the provider-side ambassador C(<service>_ambassador) there after
         connecting. If that ambassador refused connections during the probe (its allow-list lets in only the consumers'
