@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     class NotFound(Exception):
         pass
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLE, resolve
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLE, resolve, scheme
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import replaced_watch
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
 
@@ -166,7 +166,7 @@ def explain(exc, conn):
                 "runs the OpenSSH client (%s). Fix: install requirements.txt (paramiko) for the interpreter that runs "
                 "the module, or run the module on the Docker host over SSH with its local socket"
                 % (url, VARIABLE["use_ssh_client"]))
-    if url.startswith("ssh://"):
+    if scheme(url) == "ssh":
         return ("cannot reach the Docker engine at %s: %s. Fix: make `ssh %s docker system dial-stdio` work where the "
                 "module runs: the key (~/.ssh/config), the host's key in ~/.ssh/known_hosts (unknown keys are refused), "
                 "and the docker CLI on that host" % (url, _reason(exc), url))

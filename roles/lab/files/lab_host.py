@@ -240,32 +240,20 @@ def running_as(pid, executable):
     return os.path.realpath(exe) == os.path.realpath(executable)
 
 
-def ancestry(pid):
-    """pid and its ancestors' pids."""
-    found = []
-    while pid > 1 and pid not in found:
-        found.append(pid)
-        try:
-            with open("/proc/%d/stat" % pid) as handle:
-                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-    return found
-
-
-def processes_naming(dirs, exclude=()):
+def processes_naming(dirs):
     """Pids of the processes whose command line names a path below one of ``dirs`` (such as an sshd
-    whose namespace was deleted under it), other than ``exclude`` and this script's own runs."""
+    whose namespace was deleted under it), other than this script's own runs (their spec names them)."""
+    prefixes = [d.rstrip("/") + "/" for d in dirs]
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in exclude:
+        if not entry.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % entry, "rb") as handle:
                 text = handle.read().decode("utf-8", "replace")
         except OSError:
             continue
-        if "lab_host.py" not in text and any(d.rstrip("/") + "/" in text.replace("\0", " ") for d in dirs):
+        if "lab_host.py" not in text and any(prefix in text for prefix in prefixes):
             found.append(int(entry))
     return found
 
@@ -639,7 +627,7 @@ class Host(object):
                     left.update(int(p) for p in handle.read().split() if p.isdigit())
             except OSError:
                 pass
-        left.update(processes_naming([s["state_dir"], s["run_dir"]], exclude=ancestry(os.getpid())))
+        left.update(processes_naming([s["state_dir"], s["run_dir"]]))
         left = sorted(p for p in left if alive(p))
         if left:
             self.change("end the processes left by %s: %s" % (s["name"], " ".join(map(str, left))),
