@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 # The runner and the waits that bench/ uses too; the tests import them from here.
-from labkit import ROOT, VENV_BIN, ansible_playbook, exec_ok, wait_for  # noqa: F401 pylint: disable=unused-import
+from labkit import ON_THE_CONTROLLER, ROOT, VENV_BIN, ansible_playbook, exec_ok, wait_for  # noqa: F401 pylint: disable=unused-import
 
 # scripts/lab-instance-tests runs copies of these tests (host names of another lab instance) from
 # elsewhere: LAB_ROOT (read by labkit) names the checkout, LAB_VARS the instance's vars file for

@@ -10,6 +10,9 @@ import time
 ROOT = os.environ.get("LAB_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
+# Host variables that run a lab host's modules on the controller (which sees every engine's socket,
+# and the job's environment) instead of on the host over SSH.
+ON_THE_CONTROLLER = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
 
 
 class Run(object):

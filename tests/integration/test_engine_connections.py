@@ -22,7 +22,7 @@ from docker.tls import TLSConfig
 import eng_lab
 # The module-scoped instance.
 from eng_lab import eng  # noqa: F401 pylint: disable=unused-import
-from conftest import ansible_playbook, exec_ok
+from conftest import ON_THE_CONTROLLER, ansible_playbook, exec_ok
 
 TLS_HOST = "eng3"
 TLS_URL = "tcp://%s:2376" % eng_lab.address(TLS_HOST)
@@ -82,6 +82,12 @@ def tls_client():
 
 def containers(client):
     return dict((c.name, (c.id, c.status)) for c in client.containers.list(all=True))
+
+
+def _remove_echo_ambassador(client):
+    """Something for the next run to do on that engine."""
+    for old in client.containers.list(all=True, filters={"name": "^echo_ambassador$"}):
+        old.remove(force=True)
 
 
 def snapshot():
@@ -158,12 +164,11 @@ def test_tls_engine_reached_through_the_environment_as_an_awx_credential_injects
         host.pop(name)
     # A credential injects the variables into the job's environment on the controller (AWX: the
     # execution environment): modules that run there see them, modules on a host over SSH do not.
-    host.update({"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+    host.update(ON_THE_CONTROLLER)
     bare = str(tmp_path / "inventory.yml")
     _write(bare, inventory)
     # Something to do on eng3: its ambassador of echo is gone.
-    if "echo_ambassador" in containers(tls_client()):
-        tls_client().containers.get("echo_ambassador").remove(force=True)
+    _remove_echo_ambassador(tls_client())
     monkeypatch.setenv("DOCKER_HOST", TLS_URL)
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", CLIENT_DIR)
@@ -228,8 +233,8 @@ def test_a_bad_tls_setting_fails_that_host_only_naming_it_the_url_and_the_fix(en
 
 @pytest.mark.parametrize("values, problem", [
     # Files are looked for at plan time when the module runs on the controller (on a host over SSH: there).
-    ({"ambassador_docker_client_cert": "/nonexistent/cert.pem", "ambassador_docker_client_key": "/nonexistent/key.pem",
-      "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+    (dict(ON_THE_CONTROLLER, ambassador_docker_client_cert="/nonexistent/cert.pem",
+          ambassador_docker_client_key="/nonexistent/key.pem"),
      "%s: ambassador_docker_client_cert: /nonexistent/cert.pem does not exist. Fix: create it, or correct the path."
      % TLS_HOST),
     ({"ambassador_docker_host": "tcps://10.77.14.13:2376"},
@@ -254,6 +259,7 @@ def test_bad_connection_settings_stop_the_plan_with_nothing_changed_anywhere(eng
 
 
 SSH_HOST = "eng2"
+SSH_URL = "ssh://root@%s" % eng_lab.address(SSH_HOST)
 
 
 def _ssh_home(tmp_path, monkeypatch):
@@ -283,15 +289,12 @@ def _ssh_home(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("use_ssh_client", [True, False], ids=["openssh", "paramiko"])
 def test_an_engine_reached_by_an_ssh_url_from_the_controller(eng, topology, tmp_path, monkeypatch, use_ssh_client):
-    url = "ssh://root@%s" % eng_lab.address(SSH_HOST)
-    _host_vars(topology, SSH_HOST, {
-        "ambassador_docker_host": url, "ambassador_docker_use_ssh_client": use_ssh_client,
-        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+    _host_vars(topology, SSH_HOST, dict(ON_THE_CONTROLLER, ambassador_docker_host=SSH_URL,
+                                        ambassador_docker_use_ssh_client=use_ssh_client))
     _ssh_home(tmp_path, monkeypatch)
     # Something to do on eng2: its ambassador of echo is gone.
     local = docker.DockerClient(base_url=eng_lab.socket_url(SSH_HOST), timeout=60)
-    for old in local.containers.list(all=True, filters={"name": "^echo_ambassador$"}):
-        old.remove(force=True)
+    _remove_echo_ambassador(local)
     run = site(eng, topology)
     assert run.rc == 0, run.output[-6000:]
     assert ("create", "echo_ambassador") in run.actions()[SSH_HOST], run.actions()
@@ -306,17 +309,14 @@ def test_an_engine_reached_by_an_ssh_url_from_the_controller(eng, topology, tmp_
 
 
 def test_an_ssh_url_with_an_unknown_host_key_fails_that_host_naming_the_url(eng, topology, tmp_path, monkeypatch):
-    url = "ssh://root@%s" % eng_lab.address(SSH_HOST)
-    _host_vars(topology, SSH_HOST, {
-        "ambassador_docker_host": url, "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+    _host_vars(topology, SSH_HOST, dict(ON_THE_CONTROLLER, ambassador_docker_host=SSH_URL))
     home = _ssh_home(tmp_path, monkeypatch)
     os.unlink(os.path.join(home, ".ssh", "known_hosts"))
     before = snapshot()
     run = site(eng, topology)
     assert run.failed_hosts() == [SSH_HOST], run.output[-4000:]
     msg = run.results_of("crosshost.ambassador.apply")[SSH_HOST]["result"]["msg"]
-    assert url in msg and "known_hosts" in msg and "Traceback" not in run.output, msg
+    assert SSH_URL in msg and "known_hosts" in msg and "Traceback" not in run.output, msg
     assert snapshot() == before
 
 
@@ -324,8 +324,7 @@ def test_an_ssh_url_with_an_unknown_host_key_fails_that_host_naming_the_url(eng,
 def test_tls_hostname_is_the_name_the_engines_certificate_is_checked_against(eng, topology, name, works):
     # The certificate names eng3 (DNS) and its address; the URL is by address, so only the name checked changes.
     _host_vars(topology, TLS_HOST, {"ambassador_docker_tls_hostname": name})
-    if "echo_ambassador" in containers(tls_client()):
-        tls_client().containers.get("echo_ambassador").remove(force=True)
+    _remove_echo_ambassador(tls_client())
     before = snapshot()
     run = site(eng, topology)
     if works:

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import converge, exec_ok, wait_for
+from conftest import ON_THE_CONTROLLER, converge, exec_ok, wait_for
 
 # The lab names the bridge side of host3's veth pair like this (roles/lab/README.md).
 HOST3_VETH = "xhv-host3"
@@ -66,8 +66,7 @@ def test_a_host_cut_off_during_a_move_calls_the_move_off_and_it_goes_through_aft
                                            "UNIX-CONNECT:" + lab.socket("host3")])
     try:
         time.sleep(0.5)
-        topology.host_vars("host3", ambassador_docker_host="tcp://%s:2375" % address, ansible_connection="local",
-                           ansible_python_interpreter="{{ ansible_playbook_python }}")
+        topology.host_vars("host3", ambassador_docker_host="tcp://%s:2375" % address, **ON_THE_CONTROLLER)
         assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
         subprocess.run(["ip", "link", "set", HOST3_VETH, "down"], check=True)

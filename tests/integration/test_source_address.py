@@ -6,11 +6,12 @@ of host1, as a NAT gateway, a rootless engine or a proxy would rewrite them): th
 them, probe says so and names the address, and ambassador_source_address fixes it.
 """
 
+import json
 import subprocess
 
 import pytest
 
-from conftest import converge
+from conftest import ON_THE_CONTROLLER, converge
 
 # On the controller, which sees both engines' sockets (over SSH, host1 would see only its own engine).
 PROBE_PLAYBOOK = """
@@ -28,9 +29,7 @@ PROBE_PLAYBOOK = """
         port: 6379
         send: "PING\\r\\n"
         expect: "+PONG"
-      vars:
-        ansible_connection: local
-        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      vars: %(on_the_controller)s
 """
 
 
@@ -57,7 +56,8 @@ def nat(lab):
 
 def _probe(lab, topology, tmp_path):
     playbook = tmp_path / "probe.yml"
-    playbook.write_text(PROBE_PLAYBOOK % {"host1": lab.socket("host1"), "host2": lab.socket("host2")})
+    playbook.write_text(PROBE_PLAYBOOK % {"host1": lab.socket("host1"), "host2": lab.socket("host2"),
+                                          "on_the_controller": json.dumps(ON_THE_CONTROLLER)})
     run = lab.playbook(topology, str(playbook))
     return run, run.results_of("crosshost.ambassador.probe")["host1"]["result"]
 
