@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,7 +51,7 @@ MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_bre
 SIZES = {
     "planning": ([(10, 10), (100, 100), (1000, 1000), (5000, 1000)], [(10, 10), (100, 100), (1000, 100)]),
     "planning_repeat": (5, 2),
-    "controller_hosts": ((1000, 100), (50, 20)),
+    "controller_hosts": (((1000, 100), (5000, 100)), ((50, 20),)),
     "controller_rounds": (2, 1),
     "apply_services": (50, 6),
     "apply_rounds": (3, 1),
@@ -77,15 +78,16 @@ class Playbook(object):
         self.workdir = workdir
 
     def run(self, args, check=True):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         run = ansible_playbook(args, self.workdir)
-        elapsed = time.perf_counter() - start
+        elapsed, now = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (now.ru_utime + now.ru_stime) - (used.ru_utime + used.ru_stime)
         if check and run.rc != 0:
             failures = [r["host"] + ": " + str(r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
             raise RuntimeError("ansible-playbook %s failed:\n%s\n%s"
                                % (" ".join(args), run.output[-3000:], "\n".join(failures)))
         steps = set(task for host_steps in run.steps().values() for task, _actions in host_steps)
-        return {"rc": run.rc, "seconds": elapsed, "changed": run.changed(), "actions": run.actions(),
+        return {"rc": run.rc, "seconds": elapsed, "cpu_seconds": cpu, "changed": run.changed(), "actions": run.actions(),
                 "apply_steps": len(steps)}
 
 
@@ -162,21 +164,32 @@ def bench_planning(cfg, results):
 # ---------------------------------------------------------------- controller
 
 def bench_controller(cfg, results, playbook, workdir):
-    n_hosts, n_services = cfg["controller_hosts"]
-    log("controller side: %d hosts x %d services, inside ansible-playbook" % (n_hosts, n_services))
-    inventory, books = controller.write(os.path.join(workdir, "controller"), n_hosts, n_services)
-    times = dict((name, []) for name in books)
-    for _round in range(cfg["controller_rounds"]):
-        for name in ("startup", "plan_task", "per_host_fact", "role_plan"):
-            times[name].append(playbook.run(["-i", inventory, books[name]])["seconds"])
-    med = dict((name, median(v)) for name, v in times.items())
-    results["controller"] = {
-        "hosts": n_hosts, "services": n_services, "seconds": times, "median": med,
-        "plan_task_added_s": med["plan_task"] - med["startup"],
-        "plan_task_ratio": med["plan_task"] / med["startup"],
-        "role_plan_added_s": med["role_plan"] - med["per_host_fact"],
-        "role_plan_ratio": med["role_plan"] / med["per_host_fact"],
-    }
+    """Each size: the four playbooks of bench/controller.py, interleaved, wall and CPU seconds (the CPU
+    time of ansible-playbook and its workers: steadier than wall time on a loaded machine)."""
+    results["controller"] = []
+    for n_hosts, n_services in cfg["controller_hosts"]:
+        log("controller side: %d hosts x %d services, inside ansible-playbook" % (n_hosts, n_services))
+        inventory, books = controller.write(os.path.join(workdir, "controller-%d" % n_hosts), n_hosts, n_services)
+        times = dict((name, []) for name in books)
+        cpu = dict((name, []) for name in books)
+        for _round in range(cfg["controller_rounds"]):
+            for name in ("startup", "plan_task", "per_host_fact", "role_plan", "plan_fact"):
+                run = playbook.run(["-i", inventory, books[name]])
+                times[name].append(run["seconds"])
+                cpu[name].append(run["cpu_seconds"])
+        med = dict((name, median(v)) for name, v in times.items())
+        med_cpu = dict((name, median(v)) for name, v in cpu.items())
+        results["controller"].append({
+            "hosts": n_hosts, "services": n_services, "seconds": times, "cpu_seconds": cpu,
+            "median": med, "median_cpu": med_cpu,
+            "plan_task_added_s": med["plan_task"] - med["startup"],
+            "plan_task_ratio": med["plan_task"] / med["startup"],
+            "role_plan_added_s": med["role_plan"] - med["per_host_fact"],
+            "role_plan_ratio": med["role_plan"] / med["per_host_fact"],
+            "role_plan_cpu_ratio": med_cpu["role_plan"] / med_cpu["per_host_fact"],
+            "plan_fact_ratio": med["plan_fact"] / med["per_host_fact"],
+            "plan_fact_cpu_ratio": med_cpu["plan_fact"] / med_cpu["per_host_fact"],
+        })
 
 
 # ---------------------------------------------------------------- apply
@@ -444,16 +457,22 @@ def table(results):
                 r["hosts"], r["services"], r["ambassadors"], fmt(r["plan_s"], 3), fmt(r["us_per_ambassador"], 1),
                 fmt(r["ratio_to_serialise"]), fmt(r["peak_mib"], 1)))
     if "controller" in results:
-        c = results["controller"]
-        m = c["median"]
         add("")
-        add("## 1b. Controller side in ansible-playbook, %d hosts x %d services (no host contacted)" % (c["hosts"], c["services"]))
-        add("| playbook | median s | baseline | baseline s | added s | ratio |")
-        add("|---|---:|---|---:|---:|---:|")
-        add("| plan task (once) | %s | start-up (one debug) | %s | %s | %s |" % (
-            fmt(m["plan_task"]), fmt(m["startup"]), fmt(c["plan_task_added_s"]), fmt(c["plan_task_ratio"])))
-        add("| role planning (plan + per-host fact) | %s | one trivial fact per host | %s | %s | %s |" % (
-            fmt(m["role_plan"]), fmt(m["per_host_fact"]), fmt(c["role_plan_added_s"]), fmt(c["role_plan_ratio"])))
+        add("## 1b. Controller side in ansible-playbook (no host contacted)")
+        add("| hosts x services | playbook | median s | baseline | baseline s | added s | ratio (wall) | ratio (CPU) |")
+        add("|---|---|---:|---|---:|---:|---:|---:|")
+        for c in results["controller"]:
+            m, cpu = c["median"], c["median_cpu"]
+            size = "%d x %d" % (c["hosts"], c["services"])
+            add("| %s | plan task (once) | %s | start-up (one debug) | %s | %s | %s | %s |" % (
+                size, fmt(m["plan_task"]), fmt(m["startup"]), fmt(c["plan_task_added_s"]), fmt(c["plan_task_ratio"]),
+                fmt(cpu["plan_task"] / cpu["startup"])))
+            add("| %s | role planning (plan + per-host fact) | %s | one trivial fact per host | %s | %s | %s | %s |" % (
+                size, fmt(m["role_plan"]), fmt(m["per_host_fact"]), fmt(c["role_plan_added_s"]),
+                fmt(c["role_plan_ratio"]), fmt(c["role_plan_cpu_ratio"])))
+            add("| %s | earlier role planning (plan + whole plan as a fact per host) | %s | one trivial fact per host | %s | %s | %s | %s |" % (
+                size, fmt(m["plan_fact"]), fmt(m["per_host_fact"]), fmt(m["plan_fact"] - m["per_host_fact"]),
+                fmt(c["plan_fact_ratio"]), fmt(c["plan_fact_cpu_ratio"])))
     if "apply" in results:
         a = results["apply"]
         add("")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import held_services, partial_run_problems
@@ -13,6 +15,12 @@ from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import 
 def _result(hostvars, host, name):
     value = hostvars[host].get(name) if host in hostvars else None
     return value if isinstance(value, dict) else {}
+
+
+def _plan(hostvars, host):
+    """A host's plan, from the plan step's result registered on it (JSON text: the role plans with as_json)."""
+    text = (_result(hostvars, host, "_ambassador_topology").get("plans_json") or {}).get(host)
+    return json.loads(text) if text else {}
 
 
 class ActionModule(ActionBase):
@@ -36,7 +44,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, failed_hosts=failed)
 
         # Moves called off so far: the host that was to run the service, or to stop it first, failed.
-        plans = dict((h, _result(hostvars, h, "ambassador_plan")) for h in failed)
+        plans = dict((h, _plan(hostvars, h)) for h in failed)
         held = held_services(failed, dict((h, p.get("provides") or []) for h, p in plans.items()),
                              dict((h, (decided[h].get("pending_services") or {}).get("stop") or []) for h in failed))
         result.update(hold=sorted(held), held_by=held)

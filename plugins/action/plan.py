@@ -135,6 +135,8 @@ class ActionModule(ActionBase):
         if args.get("as_json"):
             # One string per host: why, and what it saves, in the README's "Performance".
             result["plans_json"] = dict((host, json.dumps(plan, separators=(",", ":"))) for host, plan in plans.items())
+            # What every host gets as a fact (the role's ambassador_environment): flat, so still cheap.
+            result["environments"] = dict((host, plan["environment"]) for host, plan in plans.items())
         else:
             result["plans"] = plans
         # The names a TLS host's certificate must carry, for the tls step.

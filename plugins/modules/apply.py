@@ -41,8 +41,8 @@ options:
   plan:
     description:
       - One host's plan, as M(crosshost.ambassador.plan) returns it for that host in RV(crosshost.ambassador.plan#module:plans)
-        (the topology role's C(ambassador_plan)), where its fields are described. It is made by the
-        planner, not written by hand.
+        (the topology role's C(ambassador_plan)), where its fields are described, or its JSON text (as in
+        RV(crosshost.ambassador.plan#module:plans_json)). It is made by the planner, not written by hand.
     type: dict
     required: true
   tls_fingerprint:

@@ -37,7 +37,9 @@ attributes:
     description: Taking a lock the run holds renews it; releasing one it does not hold does nothing.
 options:
   plan:
-    description: The host's plan from M(crosshost.ambassador.plan); its connection (C(docker_host), C(docker)) and C(image) are used.
+    description:
+      - The host's plan from M(crosshost.ambassador.plan), or its JSON text (as in RV(crosshost.ambassador.plan#module:plans_json));
+        its connection (C(docker_host), C(docker)) and C(image) are used.
     type: dict
     required: true
   run:

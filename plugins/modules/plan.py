@@ -73,9 +73,10 @@ options:
     choices: [socat, kernel]
   as_json:
     description:
-      - Return each host's plan as a JSON string in C(plans_json) instead of C(plans). Ansible handles one
-        string per host faster than thousands of nested dicts (measured in the README's "Performance").
-        The C(crosshost.ambassador.topology) role uses it and decodes one host's plan per host.
+      - Return each host's plan as a JSON string in C(plans_json) instead of C(plans), and each host's
+        C(environment) alone in C(environments). Ansible handles one string per host faster than thousands
+        of nested dicts (measured in the README's "Performance").
+        The C(crosshost.ambassador.topology) role uses it, and decodes a host's plan only where it is used.
     type: bool
     default: false
   hosts:
@@ -120,6 +121,11 @@ plans_json:
   returned: success, with O(as_json=true)
   type: dict
   sample: {host1: '{"host":"host1","docker_host":"unix:///var/run/docker.sock",...}'}
+environments:
+  description: Inventory hostname to that host's link-style environment (its plan's C(environment)).
+  returned: success, with O(as_json=true)
+  type: dict
+  sample: {host1: {REDIS_PORT_6379_TCP: 'tcp://redis:6379'}}
 plans:
   description: Inventory hostname to that host's plan.
   returned: success, unless O(as_json=true)

@@ -1,6 +1,7 @@
 """The collection end to end on the lab: real engines, real namespaces, real traffic."""
 
 import pytest
+import yaml
 
 from conftest import converge, exec_ok
 
@@ -48,6 +49,26 @@ def test_second_run_reports_no_change(lab, topology):
     assert again.changed() == {"host1": 0, "host2": 0, "host3": 0}
     assert all(actions == [] for actions in again.actions().values())
     assert lab.snapshot() == before
+
+
+def test_a_hosts_plan_is_a_role_variable_in_its_play_and_read_from_the_plan_step_in_another(lab, topology, tmp_path):
+    """README "What each host gets": ambassador_plan is not a fact; the play that runs the role sees it,
+    and another play decodes the plan step's JSON text; both are the same plan."""
+    converge(lab, topology)
+    book = tmp_path / "plans.yml"
+    book.write_text(yaml.safe_dump([
+        {"hosts": "lab", "gather_facts": False, "roles": ["crosshost.ambassador.topology"],
+         "tasks": [{"ansible.builtin.set_fact": {"in_its_play": "{{ ambassador_plan }}"}}]},
+        {"hosts": "lab", "gather_facts": False,
+         "tasks": [{"ansible.builtin.set_fact": {"in_another_play": "{{ hostvars[inventory_hostname]._ambassador_topology"
+                                                                      ".plans_json[inventory_hostname] | from_json }}"}}]},
+    ]))
+    run = lab.playbook(topology, str(book))
+    assert run.rc == 0, run.output[-3000:]
+    for host in lab.hosts:
+        facts = run.facts(host)
+        assert "ambassador_plan" not in facts and facts["ambassador_environment"] == facts["in_its_play"]["environment"]
+        assert facts["in_its_play"] == facts["in_another_play"] and facts["in_its_play"]["host"] == host
 
 
 def test_moving_redis_recreates_only_its_ambassadors_and_check_mode_predicts_it(lab, topology, consumer):
