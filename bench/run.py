@@ -655,8 +655,8 @@ def table(results):
             add("| lab up from nothing | s | cores busy | memory added MiB | per host MiB |")
             add("|---|---:|---:|---:|---:|")
             for n, up in sorted(sc["lab_up"].items(), key=lambda kv: int(kv[0])):
-                add("| %s hosts | %s | %s | %.0f | %.0f |" % (n, fmt(up["seconds"], 1), fmt(up["cores_busy"]),
-                                                           up["memory_added_mib"], up["memory_added_mib"] / int(n)))
+                add("| %s hosts | %s | %s | %.0f | %.0f |" % (
+                    n, fmt(up["seconds"], 1), fmt(up["cores_busy"]), up["memory_added_mib"], up["memory_added_mib"] / int(n)))
             add("| ratio %s / 3 hosts | %s | | | |" % (max(sc["hosts"]), fmt(sc["lab_up_ratio"])))
             add("")
         add("| hosts | forks | ping s | no-op s | no-op / ping | no-op s per host | (no-op - ping) s per host | changed |")
@@ -671,8 +671,9 @@ def table(results):
         add("| hosts | move s (median) | no-op after it s | added s | containers touched |")
         add("|---:|---:|---:|---:|---|")
         for n, entry in sorted(sc["runs"].items(), key=lambda kv: int(kv[0])):
-            add("| %s | %s | %s | %s | %s |" % (n, fmt(median(entry["move_s"])), fmt(median(entry["noop_after_move_s"])),
-                                               fmt(entry["move_added_s"]), "/".join(map(str, entry["move_touched"]))))
+            add("| %s | %s | %s | %s | %s |" % (
+                n, fmt(median(entry["move_s"])), fmt(median(entry["noop_after_move_s"])), fmt(entry["move_added_s"]),
+                "/".join(map(str, entry["move_touched"]))))
         if "move_added_ratio" in sc:
             add("| added at %s / added at %s hosts | | | %s | |" % (max(sc["hosts"]), min(sc["hosts"]), fmt(sc["move_added_ratio"])))
     return "\n".join(lines)
