@@ -662,7 +662,8 @@ def table(results):
         add("| hosts | forks | ping s | no-op s | no-op / ping | no-op s per host | (no-op - ping) s per host | changed |")
         add("|---:|---|---:|---:|---:|---:|---:|---:|")
         for n, entry in sorted(sc["runs"].items(), key=lambda kv: int(kv[0])):
-            for key, sample in entry["samples"].items():
+            # By forks, then the SSH variants (the JSON keeps the keys sorted by name).
+            for key, sample in sorted(entry["samples"].items(), key=lambda kv: (int(kv[0].split()[1].rstrip(",")), kv[0])):
                 add("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     n, key.replace("forks ", ""), fmt(sample["ping_median_s"]), fmt(sample["noop_median_s"]),
                     fmt(sample["ratio"]), fmt(sample["noop_per_host_s"], 3), fmt(sample["added_per_host_s"], 3),
