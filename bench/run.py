@@ -2,12 +2,14 @@
 
     bench/run [--quick] [--json PATH] [--only SECTION ...]
 
-Sections (see bench/README.md): planning, controller, apply, datapath, disruption.
+Sections (see bench/README.md): planning, controller, apply, datapath, disruption, scale.
 Prints a table and writes it, with every raw sample, as JSON (default
-bench/results/latest.json; --quick: bench/results/quick.json).
+bench/results/latest.json; --quick: bench/results/quick.json). A run of some sections
+(--only) keeps the other sections of the JSON file it writes to, from their own runs.
 
 The lab sections run on the bench's own lab instance (hosts bench1..bench3,
-bridge xhbench0, 10.77.20.0/24), created or reused with playbooks/lab.yml.
+bridge xhbench0, 10.77.20.0/24), created or reused with playbooks/lab.yml; the
+scale section grows it to bench1..bench24 (from nothing) and shrinks it back.
 Every load is bounded in count and time.
 """
 
@@ -43,7 +45,7 @@ BENCH_LAB = {
     "lab_inventory": "/var/lib/crosshost-bench/inventory.yml",
 }
 BENCH_LABEL = "crosshost-bench"
-SECTIONS = ("planning", "controller", "apply", "datapath", "disruption")
+SECTIONS = ("planning", "controller", "apply", "datapath", "disruption", "scale")
 # How the topology role applies a change: make-before-break across hosts (default), or one step.
 MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_break=false"]}
 
@@ -59,6 +61,13 @@ SIZES = {
     "datapath_rounds": (3, 1),
     "disruption_rounds": (3, 1),
     "disruption_seconds": (25, 12),
+    # scale: lab hosts, the forks tried at each count, rounds; the largest count is also run without
+    # pipelining (forks 25); the lab is brought up from nothing (timed) in the full run only.
+    "scale_hosts": ((3, 12, 24), (3,)),
+    "scale_forks": ((5, 10, 25), (5,)),
+    "scale_rounds": (3, 1),
+    "scale_move_rounds": (3, 1),
+    "scale_from_nothing": (True, False),
 }
 
 
@@ -100,9 +109,18 @@ class BenchLab(object):
         os.makedirs(os.path.join(self.topology_dir, "group_vars"), exist_ok=True)
         self._clients = {}
 
-    def up(self):
-        log("bringing up (or reusing) the bench lab %s" % ", ".join(BENCH_LAB["lab_hosts"]))
-        self.playbook.run(["playbooks/lab.yml", "-e", json.dumps(BENCH_LAB)])
+    def up(self, hosts=None, state="present"):
+        """The lab with these hosts (default bench1..bench3), pruning others; or torn down (state=absent)."""
+        spec = dict(BENCH_LAB, lab_hosts=hosts or BENCH_LAB["lab_hosts"], lab_state=state)
+        log("%s the bench lab %s" % ("bringing up (or reusing)" if state == "present" else "tearing down",
+                                     ", ".join(spec["lab_hosts"])))
+        run = self.playbook.run(["playbooks/lab.yml", "-e", json.dumps(spec)])
+        self._clients = {}
+        if state == "present":
+            self.read_inventory()
+        return run
+
+    def read_inventory(self):
         with open(BENCH_LAB["lab_inventory"]) as handle:
             lab = yaml.safe_load(handle)["all"]["children"]["lab"]
         self.hosts, self.vars = lab["hosts"], lab["vars"]
@@ -132,7 +150,10 @@ class BenchLab(object):
 
     def containers(self):
         """host -> {name: id} of every container."""
-        return dict((h, dict((c.name, c.id) for c in self.client(h).containers.list(all=True))) for h in self.hosts)
+        return self.containers_of(self.hosts)
+
+    def containers_of(self, hosts):
+        return dict((h, dict((c.name, c.id) for c in self.client(h).containers.list(all=True))) for h in hosts)
 
     def remove_bench_containers(self, host):
         for c in self.client(host).containers.list(all=True, filters={"label": BENCH_LABEL}):
@@ -435,6 +456,137 @@ def bench_disruption(cfg, results, lab):
     results["disruption"] = out
 
 
+# ---------------------------------------------------------------- scale
+
+PING_PLAYBOOK = """- name: The baseline of the scale section, one ping per host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+# At the largest count, also without what the lab's inventory turns on: pipelining, and SSH ControlPersist
+# (ControlPath=none comes before the inventory's ControlMaster=auto, and ssh takes an option's first value).
+SSH_VARIANTS = [("no pipelining", {"ansible_pipelining": False, "ansible_ssh_pipelining": False}),
+                ("no ControlPersist", {"ansible_ssh_args": "-o ControlMaster=no -o ControlPath=none"})]
+
+
+def scale_topology(hosts, mover_host, image):
+    """Grows with the hosts: each host provides one echo service, consumed by the next two hosts (so each
+    host runs one service, its ambassador and two consumer-side ambassadors), plus `mover`, consumed by the
+    second host only, on mover_host (the first or the third host): moving it touches the same containers
+    whatever the number of hosts."""
+    services = {}
+    for i, host in enumerate(hosts):
+        port = 7300 + i
+        services["echo%02d" % i] = {
+            "host": host, "port": port, "image": image,
+            "command": ["socat", "TCP-LISTEN:%d,fork,reuseaddr" % port, "EXEC:/bin/cat"],
+            "consumers": sorted(set(hosts[(i + k) % len(hosts)] for k in (1, 2)) - {host}),
+        }
+    services["mover"] = {"host": mover_host, "port": 7299, "image": image,
+                         "command": ["socat", "TCP-LISTEN:7299,fork,reuseaddr", "EXEC:/bin/cat"],
+                         "consumers": [hosts[1]]}
+    return services
+
+
+def memory_used_mib():
+    """What the machine's memory in use is (MemTotal - MemAvailable), MiB."""
+    with open("/proc/meminfo") as handle:
+        info = dict((l.split(":")[0], int(l.split()[1])) for l in handle)
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024.0
+
+
+def scale_inventory(lab, hosts, path):
+    """An inventory of the first hosts of the lab (same variables as the lab's own)."""
+    data = {"all": {"children": {"lab": {"hosts": dict((h, lab.hosts[h]) for h in hosts), "vars": lab.vars}}}}
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle, default_flow_style=False)
+
+
+def bench_scale(cfg, results, lab, playbook, workdir):
+    counts, most = cfg["scale_hosts"], max(cfg["scale_hosts"])
+    names = ["bench%d" % (i + 1) for i in range(most)]
+    out = {"hosts": list(counts), "forks": list(cfg["scale_forks"]), "rounds": cfg["scale_rounds"]}
+    if cfg["scale_from_nothing"]:
+        # From nothing, each time: no engine, namespace, image or state (lab_state=absent first).
+        ups = {}
+        for hosts in (names[:3], names):
+            lab.up(hosts, state="absent")
+            memory, busy = memory_used_mib(), cpu_busy_seconds()
+            run = lab.up(hosts)
+            busy = cpu_busy_seconds() - busy
+            ups[len(hosts)] = {"seconds": run["seconds"], "cores_busy": busy / run["seconds"],
+                               "memory_added_mib": memory_used_mib() - memory}
+        out["lab_up"] = ups
+        out["lab_up_ratio"] = ups[most]["seconds"] / ups[3]["seconds"]
+    elif sorted(lab.hosts) != names:
+        lab.up(names)
+    ping = os.path.join(workdir, "ping.yml")
+    with open(ping, "w") as handle:
+        handle.write(PING_PLAYBOOK)
+    runs = {}
+    for n in counts:
+        hosts = names[:n]
+        base = os.path.join(workdir, "scale-%d" % n)
+        os.makedirs(os.path.join(base, "topology", "group_vars"), exist_ok=True)
+        inventory, topology = os.path.join(base, "inventory.yml"), os.path.join(base, "topology")
+        scale_inventory(lab, hosts, inventory)
+
+        def write(mover_host):
+            with open(os.path.join(topology, "group_vars", "all.yml"), "w") as handle:
+                yaml.safe_dump({"ambassador_services": scale_topology(hosts, mover_host, lab.vars["lab_client_image"])},
+                               handle)
+
+        def site(*args):
+            return playbook.run(["-i", inventory, "-i", topology, "playbooks/site.yml"] + list(args))
+        write(hosts[0])
+        memory = memory_used_mib()
+        log("scale: converging %d hosts" % n)
+        first = site("-f", "25")
+        configs = [("forks %d" % f, f, {}) for f in cfg["scale_forks"]]
+        if n == most and n > 3:
+            configs += [("forks 25, %s" % label, 25, extra) for label, extra in SSH_VARIANTS]
+        samples = dict((key, {"ping": [], "noop": [], "changed": []}) for key, _f, _e in configs)
+        for _round in range(cfg["scale_rounds"]):
+            for key, forks, extra in configs:  # interleaved: ping, no-op, ping, no-op, ...
+                log("scale: %d hosts, %s" % (n, key))
+                args = ["-f", str(forks)] + (["-e", json.dumps(extra)] if extra else [])
+                samples[key]["ping"].append(playbook.run(["-i", inventory, ping] + args)["seconds"])
+                noop = site(*args)
+                samples[key]["noop"].append(noop["seconds"])
+                samples[key]["changed"].append(sum(noop["changed"].values()))
+        # One move among n + 1 services: mover goes from the first host to the third and back, each move
+        # followed by a no-op run (forks 25: every host at once).
+        moves, noops, touched_counts, noops_changed = [], [], [], []
+        for i in range(cfg["scale_move_rounds"]):
+            write(hosts[2] if i % 2 == 0 else hosts[0])
+            before = lab.containers_of(hosts)
+            moves.append(site("-f", "25")["seconds"])
+            touched_counts.append(sum(len(v) for v in touched(before, lab.containers_of(hosts)).values()))
+            noop = site("-f", "25")
+            noops.append(noop["seconds"])
+            noops_changed.append(sum(noop["changed"].values()))
+        entry = {"first_converge_s": first["seconds"], "containers": sum(len(v) for v in lab.containers_of(hosts).values()),
+                 "memory_added_by_converge_mib": memory_used_mib() - memory, "samples": samples,
+                 "move_s": moves, "noop_after_move_s": noops, "noop_after_move_changed": noops_changed,
+                 "move_touched": touched_counts}
+        for sample in samples.values():
+            p, o = median(sample["ping"]), median(sample["noop"])
+            sample.update({"ping_median_s": p, "noop_median_s": o, "ratio": o / p, "noop_per_host_s": o / n,
+                           "added_per_host_s": (o - p) / n})
+        entry["move_added_s"] = median(moves) - median(noops)
+        # The next count's first run replaces these containers; the last ones go with the lab's hosts
+        # beyond bench3, and at the end of the run (an empty topology on bench1..bench3).
+        runs[n] = entry
+    out["runs"] = runs
+    if len(counts) > 1:
+        out["move_added_ratio"] = runs[most]["move_added_s"] / runs[counts[0]]["move_added_s"]
+    results["scale"] = out
+    if most > len(BENCH_LAB["lab_hosts"]):
+        lab.up()  # back to bench1..bench3 (the others are pruned)
+
+
 # ---------------------------------------------------------------- table
 
 def fmt(value, digits=2):
@@ -514,7 +666,56 @@ def table(results):
             add("| %s | %s | %s | %s | %s |" % (plane, fmt(e["window_median_s"]), ", ".join(fmt(w) for w in e["windows_s"]),
                                                 ", ".join(str(r["failed_requests"]) for r in e["runs"]),
                                                 ", ".join(fmt(r["playbook_s"], 1) for r in e["runs"])))
+    if "scale" in results:
+        sc = results["scale"]
+        add("")
+        add("## 6. Scale: no-op site.yml over SSH on lab hosts (each provides one echo service, consumed by the next two)")
+        if "lab_up" in sc:
+            add("| lab up from nothing | s | cores busy | memory added MiB | per host MiB |")
+            add("|---|---:|---:|---:|---:|")
+            for n, up in sorted(sc["lab_up"].items(), key=lambda kv: int(kv[0])):
+                add("| %s hosts | %s | %s | %.0f | %.0f |" % (
+                    n, fmt(up["seconds"], 1), fmt(up["cores_busy"]), up["memory_added_mib"], up["memory_added_mib"] / int(n)))
+            add("| ratio %s / 3 hosts | %s | | | |" % (max(sc["hosts"]), fmt(sc["lab_up_ratio"])))
+            add("")
+        add("| hosts | forks | ping s | no-op s | no-op / ping | no-op s per host | (no-op - ping) s per host | changed |")
+        add("|---:|---|---:|---:|---:|---:|---:|---:|")
+        for n, entry in sorted(sc["runs"].items(), key=lambda kv: int(kv[0])):
+            # By forks, then the SSH variants (the JSON keeps the keys sorted by name).
+            for key, sample in sorted(entry["samples"].items(), key=lambda kv: (int(kv[0].split()[1].rstrip(",")), kv[0])):
+                add("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    n, key.replace("forks ", ""), fmt(sample["ping_median_s"]), fmt(sample["noop_median_s"]),
+                    fmt(sample["ratio"]), fmt(sample["noop_per_host_s"], 3), fmt(sample["added_per_host_s"], 3),
+                    max(sample["changed"])))
+        add("")
+        add("| hosts | move s (median) | no-op after it s | added s | containers touched |")
+        add("|---:|---:|---:|---:|---|")
+        for n, entry in sorted(sc["runs"].items(), key=lambda kv: int(kv[0])):
+            add("| %s | %s | %s | %s | %s |" % (
+                n, fmt(median(entry["move_s"])), fmt(median(entry["noop_after_move_s"])), fmt(entry["move_added_s"]),
+                "/".join(map(str, entry["move_touched"]))))
+        if "move_added_ratio" in sc:
+            add("| added at %s / added at %s hosts | | | %s | |" % (max(sc["hosts"]), min(sc["hosts"]), fmt(sc["move_added_ratio"])))
     return "\n".join(lines)
+
+
+def keep_earlier(results, path):
+    """The sections of the file at path that this run did not measure stay, with when and where they were
+    measured (results["earlier"]: section -> started, machine, mode)."""
+    try:
+        with open(path) as handle:
+            old = json.load(handle)
+    except (OSError, ValueError):
+        return
+    if old.get("mode") != results["mode"]:
+        return
+    earlier = dict((k, v) for k, v in old.get("earlier", {}).items() if k not in results["sections"])
+    for section in SECTIONS:
+        if section in old and section not in results["sections"]:
+            results[section] = old[section]
+            earlier.setdefault(section, dict((k, old.get(k)) for k in ("started", "machine", "seconds")))
+    if earlier:
+        results["earlier"] = earlier
 
 
 def machine():
@@ -549,21 +750,25 @@ def main(argv=None):
             bench_planning(cfg, results)
         if "controller" in sections:
             bench_controller(cfg, results, playbook, workdir)
-        lab_sections = [s for s in ("apply", "datapath", "disruption") if s in sections]
+        lab_sections = [s for s in ("apply", "datapath", "disruption", "scale") if s in sections]
         if lab_sections:
             lab = BenchLab(playbook, workdir)
-            lab.up()
+            if lab_sections != ["scale"] or not cfg["scale_from_nothing"]:
+                lab.up()
             if "apply" in sections:
                 bench_apply(cfg, results, lab)
             if "datapath" in sections:
                 bench_datapath(cfg, results, lab)
             if "disruption" in sections:
                 bench_disruption(cfg, results, lab)
+            if "scale" in sections:
+                bench_scale(cfg, results, lab, playbook, workdir)
             lab.write_topology({})
             lab.site()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["seconds"] = time.perf_counter() - start
+    keep_earlier(results, path)
     results["table"] = table(results)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as handle:

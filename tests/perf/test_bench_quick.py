@@ -55,3 +55,14 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     for key in ("socat, make-before-break", "socat, one step", "kernel, make-before-break", "kernel, one step"):
         runs = results["disruption"][key]["runs"]
         assert runs and all(r["recovered"] and r["requests"] > 100 for r in runs), runs
+
+    scale = results["scale"]
+    runs = scale["runs"]
+    assert set(runs) == {"3"}, runs
+    sample = runs["3"]["samples"]["forks 5"]
+    assert sample["changed"] == [0] and runs["3"]["noop_after_move_changed"] == [0]
+    assert 0 < sample["ping_median_s"] and 0 < sample["noop_median_s"]
+    # The move takes the mover, its provider-side ambassador (on the host it leaves and the one it goes to)
+    # and its one consumer-side ambassador: nothing of the echo services.
+    assert runs["3"]["move_touched"] == [5], runs["3"]
+    assert runs["3"]["containers"] >= 3 * 4
