@@ -50,6 +50,12 @@ _SDK_BREAKS = (
 )
 
 
+def name_taken(status, text):
+    """Whether an engine's answer to a container create says the name is taken: Docker answers 409 Conflict;
+    Podman 4.3's compatible API answers 500 with 'the container name "..." is already in use'."""
+    return status == 409 or (status == 500 and "container name" in text and "is already in use" in text)
+
+
 def _version(text):
     return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
@@ -364,10 +370,15 @@ class DockerHost(object):
     def signal(self, container_id, name, signal):
         self._call("signalling container %s" % name, self.api.kill, container_id, signal=signal)
 
+    def version(self):
+        """The engine's ``GET /version`` answer (its ``Components`` name a Podman engine)."""
+        return self._call("asking the engine its version", self.api.version)
+
     def exec_status(self, container_id, name, argv):
-        """Run ``argv`` in a running container; return its exit code."""
+        """Run ``argv`` in a running container; return its exit code. Its output is attached and dropped:
+        Podman 4.3 refuses to start an exec that attaches no stream ("must provide at least one stream")."""
         created = self._call("running a check in container %s" % name, self.api.exec_create, container_id, argv,
-                             stdout=False, stderr=False)
+                             stdout=True, stderr=False)
         self._call("running a check in container %s" % name, self.api.exec_start, created["Id"])
         return self._call("reading a check's result in container %s" % name, self.api.exec_inspect,
                           created["Id"]).get("ExitCode")
@@ -384,7 +395,7 @@ class DockerHost(object):
                                                 command=[command], user="65534:65534", labels=labels,
                                                 host_config=host_config, network_disabled=True)
         except Exception as exc:
-            if getattr(getattr(exc, "response", None), "status_code", None) == 409:
+            if name_taken(getattr(getattr(exc, "response", None), "status_code", None), _text(exc)):
                 return None
             raise self._failed("creating the lock container %s" % name, exc)
         try:

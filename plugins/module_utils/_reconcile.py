@@ -93,7 +93,8 @@ def port_conflicts(specs, foreign):
     return sorted(set(found))
 
 
-def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None, networks=(), images=None):
+def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None, networks=(), images=None,
+           side_by_side=True):
     """Compare planned containers with what exists on the engine.
 
     :param planned: the plan's containers (``_container.planned_container``).
@@ -107,6 +108,8 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
         (the engine's networks of that name).
     :param images: the planned images the engine has; a step pulls each other one that a created
         or recreated container needs. None: no image steps.
+    :param side_by_side: False when the engine cannot change a container's restart policy
+        (:func:`updates_restart_policy`): every recreate is then ``stop_first``.
     :returns: a dict with
 
         * ``conflicts``: sentences naming each planned name taken by a container
@@ -168,11 +171,11 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
                             "service": spec["service"], "reason": "up to date but %s" % current.get("state")})
         else:
             result["unchanged"].append(name)
-    result["steps"] = _steps(actions, before, network, networks, images)
+    result["steps"] = _steps(actions, before, network, networks, images, side_by_side)
     return result
 
 
-def _steps(actions, before, network, networks, images):
+def _steps(actions, before, network, networks, images, side_by_side=True):
     """The actions with their phase and method, after the network and image steps they need."""
     needed = _needed_ports(actions)
     steps = []
@@ -189,7 +192,7 @@ def _steps(actions, before, network, networks, images):
                           "reason": "image %s is not on the engine" % image})
         step = dict(action, phase=phase)
         if action["action"] == "recreate":
-            step["method"] = replace_method(action["spec"], before.get(action["name"]))
+            step["method"] = replace_method(action["spec"], before.get(action["name"]), side_by_side)
         steps.append(step)
     return steps
 
@@ -287,10 +290,22 @@ def replace_side_by_side(spec, before):
     return spec["role"] == "ambassador" and not (_published_keys(spec) & _published_keys(before))
 
 
-def replace_method(spec, before):
+def replace_method(spec, before, side_by_side=True):
     """How a recreated container is replaced (``DockerHost.replace``): ``side_by_side`` (see
-    :func:`replace_side_by_side`), else ``stop_first`` (the old one is removed, then the new one made)."""
-    return "side_by_side" if replace_side_by_side(spec, before) else "stop_first"
+    :func:`replace_side_by_side`) when the engine allows it, else ``stop_first`` (the old one is
+    removed, then the new one made)."""
+    return "side_by_side" if side_by_side and replace_side_by_side(spec, before) else "stop_first"
+
+
+def updates_restart_policy(version):
+    """Whether the engine whose ``GET /version`` answer is ``version`` can change a container's restart
+    policy (``POST /containers/{id}/update``), which a side-by-side replacement needs. Docker can;
+    Podman's compatible API before 5.0 has no such endpoint (4.3 answers 404)."""
+    for component in (version or {}).get("Components") or []:
+        if component.get("Name") == "Podman Engine":
+            major = str(component.get("Version") or "0").split(".")[0]
+            return major.isdigit() and int(major) >= 5
+    return True
 
 
 def summarise(actions):

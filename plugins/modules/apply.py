@@ -75,7 +75,8 @@ options:
         a working path until they have switched.
       - Whatever the phases, a changed ambassador whose old and new selves publish no port in common (a
         consumer-side one, or one that changes sides) is replaced side by side; the new one starts, then
-        the old one is removed.
+        the old one is removed. On an engine that cannot change a container's restart policy (Podman before
+        5.0: its compatible API has no container update), it is replaced stop-first instead (a short gap).
       - V(stop) stops, on the host a service leaves, the service containers of services that move
         stop-first (O(stop_first)); they are removed in V(break). An empty list takes no action; it
         reports what each phase has to do (RV(pending), RV(pending_services)) and changes nothing.
@@ -218,7 +219,7 @@ from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host 
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise)
+    PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise, updates_restart_policy)
 
 
 def _public(action):
@@ -303,11 +304,12 @@ class Reconciler(object):
             self.states = dict((c["name"], c.get("state")) for c in existing)
             networks = [plan["network"]] if engine.network(plan["network"]) is not None else []
             images = [i for i in sorted(set(ct["image"] for ct in plan["containers"])) if engine.has_image(i)]
+            side_by_side = updates_restart_policy(engine.version())
         except EngineError as exc:
             self.fail(str(exc))
         decision = decide(plan["containers"], existing, stop_first=params["stop_first"],
                           tls_fingerprint=params["tls_fingerprint"], network=plan["network"], networks=networks,
-                          images=images)
+                          images=images, side_by_side=side_by_side)
         self.before = decision["before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "

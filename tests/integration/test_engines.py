@@ -6,6 +6,8 @@ import subprocess
 EXPECTED = {
     "docker-20.10": ("20.10.", "1.41"),
     "docker-26.1": ("26.1.", "1.45"),
+    # Podman 4.3's Docker-compatible API (the pod instance, playbooks/vars/lab_pod.yml).
+    "podman": ("4.3.", "1.41"),
 }
 
 

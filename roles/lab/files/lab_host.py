@@ -14,7 +14,8 @@ which listens on the host's address: an SSH session there looks like a real host
     lab_host.py absent SPEC_JSON [--check]    # stop sshd, stop and reap the engine, unmount, delete it all
     lab_host.py bridge-present SPEC_JSON [--check]
     lab_host.py bridge-absent SPEC_JSON [--check]
-    lab_host.py arch                          # the machine's multiarch library directory name
+    lab_host.py arch                          # the machine's multiarch library directory name, and the
+                                              # hard limits (open files, processes) an engine started here gets
 
 Each command reads the current state first and changes only what differs; it prints
 one JSON object: ``{"changed": bool, "actions": [sentences]}`` (with ``--check``: what
@@ -28,6 +29,7 @@ builds them (roles/lab/vars/main.yml).
 
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -55,6 +57,13 @@ HOST_KEYS = {
     "cgroup_parent": "the engine's --cgroup-parent",
     "timeout": "seconds the engine gets to stop on SIGTERM",
     "path_env": "PATH the engine runs with",
+}
+# Optional keys of HOST_KEYS (podman's API service): more environment for the engine, and whether the
+# helper writes the pidfile (podman system service writes none).
+HOST_OPTIONAL_KEYS = {
+    "env": "variable -> value added to the engine's environment (CONTAINERS_CONF)",
+    "write_pidfile": "true: the helper writes the engine's pid to pidfile (an engine that writes none)",
+    "forward_chain": "the chain containers' forwarded traffic is filtered in (default DOCKER-USER)",
 }
 # Optional: the host's own file system view and its sshd (see HOST_FS_KEYS, SSHD_KEYS). With "fs", the
 # engine and sshd share one persistent mount namespace in which /run is the host's own (its engine's
@@ -153,11 +162,13 @@ def egress_rules(subnet, family=4):
     return rules
 
 
-def egress_jumps(family=4):
-    """(chain, rule arguments) of the jumps to CHAIN: traffic leaving through eth0 only."""
+def egress_jumps(family=4, forward=DOCKER_USER):
+    """(chain, rule arguments) of the jumps to CHAIN: traffic leaving through eth0 only. Containers' IPv4
+    traffic is caught in ``forward``: DOCKER-USER for dockerd, FORWARD itself for podman (netavark has no
+    DOCKER-USER, and appends its own jump to FORWARD, after this one)."""
     jump = ["-o", "eth0", "-m", "comment", "--comment", COMMENT, "-j", CHAIN]
     if family == 4:
-        return [("OUTPUT", jump), (DOCKER_USER, jump)]
+        return [("OUTPUT", jump), (forward, jump)]
     return [("OUTPUT", jump), ("FORWARD", jump)]
 
 
@@ -214,6 +225,22 @@ def multiarch():
     except (OSError, subprocess.CalledProcessError):
         raise Failure("cannot tell this machine's multiarch directory (Python's sysconfig MULTIARCH is empty and "
                       "dpkg-architecture is missing): install dpkg-dev")
+
+
+def hard_limits(pid_max_path="/proc/sys/kernel/pid_max"):
+    """The hard limits of open files and processes that an engine started by this helper runs with. Podman
+    gives root's containers 1048576 of each unless told; without CAP_SYS_RESOURCE (as on these machines) runc
+    may not raise a limit above the engine's own, and every container fails to start. Podman 4.3's service
+    lowers its own process limit to the kernel's pid_max (seen on these machines: 96369 -> 32768)."""
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    try:
+        with open(pid_max_path) as handle:
+            pid_max = int(handle.read().strip())
+    except (OSError, ValueError):
+        pid_max = None
+    if pid_max and (nproc == resource.RLIM_INFINITY or nproc > pid_max):
+        nproc = pid_max
+    return {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1], "nproc": nproc}
 
 
 # ---- Processes ----
@@ -302,14 +329,28 @@ def end_processes(pids, grace):
     return left
 
 
-def recorded_executable(state_dir):
-    """The engine executable the host's marker names (the engine it was started with), or None."""
+def recorded_argv(state_dir):
+    """The engine's argv the host's marker records (the engine it was started with), or None."""
     try:
         with open(os.path.join(state_dir, MARKER)) as handle:
             argv = json.load(handle).get("dockerd")
     except (OSError, ValueError, AttributeError):
         return None
-    return argv[0] if isinstance(argv, list) and argv and isinstance(argv[0], str) else None
+    return argv if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv) else None
+
+
+def recorded_executable(state_dir):
+    """The engine executable the host's marker names, or None."""
+    argv = recorded_argv(state_dir)
+    return argv[0] if argv else None
+
+
+def podman_remove_all(engine_argv):
+    """For a podman API service's argv (``podman GLOBAL... system service ...``), the command that removes
+    all of its containers (they outlive the service, run by conmon), else None."""
+    if not engine_argv or os.path.basename(engine_argv[0]) != "podman" or "system" not in engine_argv:
+        return None
+    return engine_argv[:engine_argv.index("system")] + ["rm", "--all", "--force", "--time=2"]
 
 
 def engine_executables(spec):
@@ -465,7 +506,7 @@ class Host(object):
                 for rule in want[1:]:
                     self.change("%s in %s: %s" % (tool, self.spec["name"], rule),
                                 self.in_ns([tool, "-w"] + rule.split()))
-            for chain, jump in egress_jumps(family):
+            for chain, jump in egress_jumps(family, self.spec.get("forward_chain") or DOCKER_USER):
                 exists = self.run(self.in_ns([tool, "-w", "-S", chain]), ok=(0, 1)).returncode == 0
                 if not exists:
                     self.change("create the %s chain %s in %s" % (tool, chain, self.spec["name"]),
@@ -510,9 +551,15 @@ class Host(object):
         if not runs:
             if pid is not None and os.path.exists(s["pidfile"]):
                 self.change("remove the stale pidfile %s" % s["pidfile"], func=lambda: _unlink(s["pidfile"]))
-            self.change("start the engine of %s" % s["name"], func=lambda: start_engine(
-                self.enter() + [s["dockerd"]] + list(s["dockerd_args"]), s["log"],
-                {"PATH": s["path_env"]}))
+            self.change("start the engine of %s" % s["name"], func=self.start_engine)
+
+    def start_engine(self):
+        s = self.spec
+        env = dict(s.get("env") or {}, PATH=s["path_env"])
+        pid = start_engine(self.enter() + [s["dockerd"]] + list(s["dockerd_args"]), s["log"], env)
+        # nsenter without --fork execs the engine: pid is the engine's.
+        if s.get("write_pidfile"):
+            _write(s["pidfile"], "%d\n" % pid)
 
     # the host's own view of the file system, and its sshd
     @property
@@ -612,6 +659,15 @@ class Host(object):
         if sshd and running_as(read_pid(sshd["pidfile"]), sshd["sshd"]):
             self.change("stop sshd of %s" % s["name"], func=lambda: stop_engine(sshd["pidfile"], sshd["sshd"], 10))
         executables = engine_executables(s)
+        remove_all = podman_remove_all(recorded_argv(s["state_dir"]))
+        if remove_all and self.netns_mounted() and (not self.fs or self.mntns_mounted()):
+            # Podman's containers outlive its service (each has its conmon): remove them first, in the host's
+            # namespaces, with its containers.conf (its network definitions), so netavark tears their networks down.
+            conf = os.path.join(s["state_dir"], "containers.conf")
+            env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CONTAINERS_CONF": conf}
+            self.change("remove the podman containers of %s" % s["name"],
+                        func=lambda: subprocess.run(self.enter() + remove_all, env=env, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL, timeout=120, check=False))
         if running_as_any(read_pid(s["pidfile"]), executables):
             self.change("stop the engine of %s" % s["name"],
                         func=lambda: stop_engine(s["pidfile"], executables, s["timeout"]))
@@ -710,7 +766,7 @@ COMMANDS = {
 
 def main(argv):
     if argv[:1] == ["arch"]:
-        print(json.dumps({"changed": False, "multiarch": multiarch()}))
+        print(json.dumps(dict(hard_limits(), changed=False, multiarch=multiarch())))
         return 0
     if len(argv) not in (2, 3) or argv[0] not in COMMANDS or argv[2:] not in ([], ["--check"]):
         sys.stderr.write("usage: lab_host.py {%s} SPEC_JSON [--check] | lab_host.py arch\n" % ",".join(sorted(COMMANDS)))

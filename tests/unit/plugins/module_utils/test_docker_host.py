@@ -229,3 +229,23 @@ def test_replace_stop_first_stops_and_removes_the_old_one_before_making_the_new_
     order = [(m, p.split("?")[0]) for m, p, _b in engine.requests if m != "GET"]
     assert order == [("POST", "/containers/%s/stop" % old), ("DELETE", "/containers/%s" % old),
                      ("POST", "/containers/create"), ("POST", "/containers/c5/start")]
+
+
+@pytest.mark.parametrize("status, message", [
+    (409, 'Conflict. The container name "/crosshost-ambassador-lock" is already in use by container "0123".'),
+    # Podman 4.3's compatible API (seen on the lab's pod instance).
+    (500, 'container create: creating container storage: the container name "crosshost-ambassador-lock" is already '
+          'in use by 0123. You have to remove that container to be able to reuse that name: that name is already in use'),
+])
+def test_a_lock_container_whose_name_is_taken_is_not_acquired_on_docker_and_podman(engine, status, message):
+    engine.answers[("POST", "/containers/create")] = (status, {"message": message})
+    assert DockerHost(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {}) is None
+    assert not engine.sent("POST", "/containers/0123/start")
+
+
+def test_another_failure_to_create_the_lock_container_is_an_error_naming_it(engine):
+    engine.answers[("POST", "/containers/create")] = (500, {"message": "no space left on device"})
+    with pytest.raises(EngineError) as failed:
+        DockerHost(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {})
+    assert "crosshost-ambassador-lock" in str(failed.value) and "no space left" in str(failed.value)
+

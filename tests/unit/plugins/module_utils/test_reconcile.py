@@ -2,7 +2,7 @@
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     HASH_LABEL, OWNER_LABEL, container_spec, decide, held_back, labels_for, named_volumes, pending, replace_method,
-    replace_side_by_side, resume_actions, select, services_of, spec_hash, split_phases)
+    replace_side_by_side, resume_actions, select, services_of, spec_hash, split_phases, updates_restart_policy)
 
 
 def planned(name="redis_ambassador", **over):
@@ -148,6 +148,23 @@ def test_ambassadors_whose_old_and_new_selves_share_no_published_port_are_replac
     assert replace_side_by_side(provider_side, {"role": "ambassador", "published": [dict(port, host_port=81)]})
     assert not replace_side_by_side(provider_side, provider_side)
     assert not replace_side_by_side({"role": "service", "published": []}, {"role": "service", "published": []})
+
+
+def test_on_an_engine_that_cannot_change_a_restart_policy_every_recreate_is_stop_first():
+    consumer_side = {"role": "ambassador", "published": []}
+    assert replace_method(consumer_side, consumer_side) == "side_by_side"
+    assert replace_method(consumer_side, consumer_side, side_by_side=False) == "stop_first"
+    # /version answers (the lab's engines): Podman 4.3 has no container update in its compatible API.
+    podman43 = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}, {"Name": "Conmon"}]}
+    assert not updates_restart_policy(podman43)
+    assert updates_restart_policy({"Components": [{"Name": "Podman Engine", "Version": "5.4.2"}]})
+    assert updates_restart_policy({"Version": "20.10.24", "Components": [{"Name": "Engine", "Version": "20.10.24"}]})
+    assert updates_restart_policy({"Version": "26.1.5"})
+    ambassador = planned("echo_ambassador")
+    changed = dict(ambassador, command=ambassador["command"] + ["-d"])
+    for side_by_side, method in ((True, "side_by_side"), (False, "stop_first")):
+        d = decide([changed], [existing(ambassador)], side_by_side=side_by_side)
+        assert [(s["action"], s.get("method")) for s in d["steps"] if s["kind"] == "container"] == [("recreate", method)]
 
 
 def test_a_stop_first_service_leaving_a_host_is_stopped_before_anything_then_removed_last():

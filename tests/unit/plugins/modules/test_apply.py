@@ -47,6 +47,9 @@ class MemoryEngine(object):
     def has_image(self, ref):
         return ref in self.images
 
+    def version(self):
+        return {"Version": "20.10.24", "ApiVersion": "1.41"}
+
     def pull(self, ref):
         self.calls.append(("pull", ref))
         self.images.add(ref)

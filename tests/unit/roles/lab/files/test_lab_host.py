@@ -58,6 +58,8 @@ def test_egress_rules_let_only_the_lab_subnet_through():
     # The engine's own traffic (OUTPUT) and its containers' (DOCKER-USER, which Docker never flushes).
     assert [chain for chain, _jump in lab_host.egress_jumps(4)] == ["OUTPUT", "DOCKER-USER"]
     assert all(jump[:2] == ["-o", "eth0"] for _chain, jump in lab_host.egress_jumps(4) + lab_host.egress_jumps(6))
+    # Podman: netavark has no DOCKER-USER; the jump is in FORWARD itself.
+    assert [chain for chain, _jump in lab_host.egress_jumps(4, "FORWARD")] == ["OUTPUT", "FORWARD"]
 
 
 def test_cgroup_dirs_of_one_engine_in_every_hierarchy(tmp_path):
@@ -169,6 +171,28 @@ def test_usage_and_incomplete_specs_are_refused_with_a_sentence(capsys):
 def test_arch_prints_json(capsys):
     code, out, _err = _main(["arch"], capsys)
     assert code == 0 and json.loads(out)["multiarch"] == lab_host.multiarch()
+    assert json.loads(out)["nofile"] == lab_host.hard_limits()["nofile"] > 0
+
+
+def test_the_process_limit_given_to_podmans_containers_is_at_most_the_kernels_pid_max(tmp_path):
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    low = tmp_path / "pid_max"
+    low.write_text("100\n")
+    assert lab_host.hard_limits(str(low))["nproc"] == 100
+    high = tmp_path / "pid_max_high"
+    high.write_text("%d\n" % (2 ** 40))
+    assert lab_host.hard_limits(str(high))["nproc"] == hard
+    assert lab_host.hard_limits(str(tmp_path / "none"))["nproc"] == hard
+
+
+def test_podmans_containers_are_removed_with_the_services_own_global_options():
+    argv = ["/usr/bin/podman", "--root=/s/podman/storage", "--runroot=/r/podman", "system", "service", "--time=0",
+            "unix:///r/docker.sock"]
+    assert lab_host.podman_remove_all(argv) == ["/usr/bin/podman", "--root=/s/podman/storage", "--runroot=/r/podman",
+                                                "rm", "--all", "--force", "--time=2"]
+    assert lab_host.podman_remove_all(["/usr/sbin/dockerd", "--data-root=/s"]) is None
+    assert lab_host.podman_remove_all(None) is None
 
 
 def test_absent_of_a_host_that_is_not_there_changes_nothing(tmp_path, capsys):
