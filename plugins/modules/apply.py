@@ -76,7 +76,7 @@ options:
       - Whatever the phases, a changed ambassador whose old and new selves publish no port in common (a
         consumer-side one, or one that changes sides) is replaced side by side; the new one starts, then
         the old one is removed. On an engine that cannot change a container's restart policy (Podman before
-        5.0: its compatible API has no container update), it is replaced stop-first instead (a short gap).
+        5.0, whose compatible API has no container update), it is replaced stop-first instead (a short gap).
       - V(stop) stops, on the host a service leaves, the service containers of services that move
         stop-first (O(stop_first)); they are removed in V(break). An empty list takes no action; it
         reports what each phase has to do (RV(pending), RV(pending_services)) and changes nothing.
