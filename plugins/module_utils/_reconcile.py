@@ -303,7 +303,7 @@ def updates_restart_policy(version):
     Podman's compatible API before 5.0 has no such endpoint (4.3 answers 404)."""
     for component in (version or {}).get("Components") or []:
         if component.get("Name") == "Podman Engine":
-            major = str(component.get("Version") or "0").split(".")[0]
+            major = str(component.get("Version") or "0").split(".", maxsplit=1)[0]
             return major.isdigit() and int(major) >= 5
     return True
 

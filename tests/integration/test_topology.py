@@ -56,12 +56,12 @@ def test_a_hosts_plan_is_a_role_variable_in_its_play_and_read_from_the_plan_step
     and another play decodes the plan step's JSON text; both are the same plan."""
     converge(lab, topology)
     book = tmp_path / "plans.yml"
+    from_another_play = "{{ hostvars[inventory_hostname]._ambassador_topology.plans_json[inventory_hostname] | from_json }}"
     book.write_text(yaml.safe_dump([
         {"hosts": "lab", "gather_facts": False, "roles": ["crosshost.ambassador.topology"],
          "tasks": [{"ansible.builtin.set_fact": {"in_its_play": "{{ ambassador_plan }}"}}]},
         {"hosts": "lab", "gather_facts": False,
-         "tasks": [{"ansible.builtin.set_fact": {"in_another_play": "{{ hostvars[inventory_hostname]._ambassador_topology"
-                                                                      ".plans_json[inventory_hostname] | from_json }}"}}]},
+         "tasks": [{"ansible.builtin.set_fact": {"in_another_play": from_another_play}}]},
     ]))
     run = lab.playbook(topology, str(book))
     assert run.rc == 0, run.output[-3000:]

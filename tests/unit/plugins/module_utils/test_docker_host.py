@@ -248,4 +248,3 @@ def test_another_failure_to_create_the_lock_container_is_an_error_naming_it(engi
     with pytest.raises(EngineError) as failed:
         DockerHost(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {})
     assert "crosshost-ambassador-lock" in str(failed.value) and "no space left" in str(failed.value)
-
