@@ -122,6 +122,13 @@ class Lab(object):
         self.vars = lab["vars"]
         self.tmpdir = tmpdir
         self._clients = {}
+        # The lab writes its inventory into its state directory, which holds each host's own /etc paths.
+        self.state_dir = os.path.dirname(os.path.abspath(inventory_path))
+
+    def host_etc(self, host, path):
+        """The machine-side path of a file under a lab host's own /etc/crosshost-ambassador (roles/lab README)."""
+        relative = os.path.relpath(path, "/etc/crosshost-ambassador")
+        return os.path.join(self.state_dir, host, "etc", "crosshost-ambassador", relative)
 
     def socket(self, host):
         """The machine-side path of a lab host's engine socket (the host itself sees it as /var/run/docker.sock)."""

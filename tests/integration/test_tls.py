@@ -67,7 +67,8 @@ def test_with_tls_nothing_on_the_wire_is_plaintext(lab, tls_topology):
         assert MARKER.encode() not in wire
         assert exec_ok(consumer, ["redis-cli", "-h", "redis", "GET", "k"]) == MARKER
         # The TLS files are the ambassadors' user's alone, and the run is idempotent.
-        key = os.stat(os.path.join("/etc/crosshost-ambassador/tls/host2", "key.pem"))
+        # Host2's own /etc, not this machine's (which is only its mount point).
+        key = os.stat(lab.host_etc("host2", "/etc/crosshost-ambassador/tls/host2/key.pem"))
         assert (key.st_uid, oct(key.st_mode & 0o777)) == (65534, "0o400")
         assert converge(lab, tls_topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
     finally:
