@@ -3,9 +3,9 @@
 Writes an inventory of N hosts (synthetic topology of bench/planning.py, as inventory
 variables) and playbooks over all of them, run side by side: the `plan` task alone
 against Ansible's start-up (one `debug` task), and the topology role's planning tasks
-(`plan` once, then every host's plan as a fact) against one trivial fact per host
-(what handing anything to every host costs in Ansible), and against the role's earlier way
-(every host's whole plan as a fact).
+(`plan` once, then every host's environment as a fact) against one trivial fact per host
+(what a task on every host costs in Ansible), and against the role's earlier way (the same
+fact set by a task on every host rather than by one delegate_facts loop).
 """
 
 import os
@@ -28,15 +28,16 @@ PLAYBOOKS = {
     # Ansible's cost of handing anything to every host: one trivial fact per host.
     "per_host_fact": _play("per_host_fact", {"ansible.builtin.set_fact": {"x": "{{ inventory_hostname }}"}}),
     # What site.yml does before it contacts any host: the topology role's planning tasks
-    # (plan once, then each host's plan as a fact), imported statically as site.yml's roles:
+    # (plan once, then each host's environment as a fact), imported statically as site.yml's roles:
     # does (include_role would add Ansible's per-host cost of a dynamic include, about 16 s here).
     "role_plan": _play("role_plan", {"ansible.builtin.import_role": {"name": "crosshost.ambassador.topology",
                                                                      "tasks_from": "plan"}}),
-    # What the role did before 2026-12-05: the same plan task, then every host's whole plan as a fact
-    # (a nested dict per host), which Ansible hands out far more slowly than a flat one.
-    "plan_fact": _play("plan_fact", {"crosshost.ambassador.plan": {"as_json": True}, "run_once": True,
-                                     "register": "topology"},
-                       {"ansible.builtin.set_fact": {"plan": "{{ topology.plans_json[inventory_hostname] | from_json }}"}}),
+    # What the role did before 2026-12-06: the same plan task, then each host's environment handed out by a
+    # set_fact task on every host (one worker per host), instead of one delegate_facts loop on the controller.
+    "env_fact": _play("env_fact", {"crosshost.ambassador.plan": {"as_json": True, "apply": True}, "run_once": True,
+                                   "register": "topology"},
+                      {"ansible.builtin.set_fact": {"ambassador_environment":
+                                                    "{{ topology.environments[inventory_hostname] }}"}}),
 }
 
 

@@ -27,7 +27,7 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     assert results["controller"]
     for controller in results["controller"]:
         for measure in ("median", "median_cpu"):
-            assert set(controller[measure]) == {"startup", "plan_task", "per_host_fact", "role_plan", "plan_fact"}
+            assert set(controller[measure]) == {"startup", "plan_task", "per_host_fact", "role_plan", "env_fact"}
             assert all(v > 0 for v in controller[measure].values())
 
     apply = results["apply"]

@@ -32,9 +32,9 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__()
         self.results = []
 
-    def _record(self, result, status):
+    def _record(self, result, status, host=None):
         self.results.append({
-            "host": result._host.get_name(),
+            "host": host or result._host.get_name(),
             "task": result._task.get_name(),
             "action": result._task.action,
             "status": status,
@@ -43,6 +43,12 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_ok(self, result):
         self._record(result, "ok")
+
+    def v2_runner_item_on_ok(self, result):
+        # A loop item whose facts go to another host (delegate_facts): record it as that host's result,
+        # as a task on that host would have been (the role hands out ambassador_environment this way).
+        if result._task.delegate_facts and result._task.delegate_to and "ansible_facts" in result._result:
+            self._record(result, "ok", host=result._task.delegate_to)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._record(result, "failed")
