@@ -48,7 +48,9 @@ KERNEL_CHAIN_POST = "XHA_POST"
 KERNEL_CAPABILITIES = ["NET_ADMIN"]
 KERNEL_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
-    # Forwarded packets leave by the interface they came in on: no ICMP redirects to clients.
+    # Forwarded packets leave by the interface they came in on: meant to stop ICMP redirects to
+    # clients. eth0 exists before these apply and keeps its own send_redirects=1, so a few
+    # rate-limited redirects still go out (harmless: bench/README.md, "Kernel plane profile").
     "net.ipv4.conf.all.send_redirects": "0",
     "net.ipv4.conf.default.send_redirects": "0",
 }
