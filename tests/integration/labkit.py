@@ -1,9 +1,11 @@
-"""Running ansible-playbook against a lab, and waiting on what it made: shared by the integration
-tests (through their conftest.py) and the benchmark (bench/run.py). No pytest here."""
+"""Running ansible-playbook against a lab, waiting on what it made, and seeing what a lab instance sends out
+or leaves behind: shared by the integration tests (through their conftest.py), the ecosystem tests
+(test_podman.py) and the benchmark (bench/run.py). No pytest here."""
 
 import glob
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -139,3 +141,24 @@ def leftovers(lab_vars):
         "cgroups": [p for h in hosts for p in glob.glob("/sys/fs/cgroup/**/crosshost-lab/%s" % h, recursive=True)],
     }
 
+
+def capture_leaving(interface, subnet, seconds_max=60):
+    """tcpdump on the machine side of a lab host's link, of IPv4 not bound for subnet and any routable IPv6.
+
+    Returns once the capture runs; stop_capture() ends it."""
+    bpf = "(ip and not dst net %s) or (ip6 and not dst net fe80::/10 and not dst net ff00::/8)" % subnet
+    proc = subprocess.Popen(["timeout", str(seconds_max), "tcpdump", "-n", "-l", "-i", interface, bpf],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    # tcpdump says "listening on ..." on stderr once the capture runs.
+    seen = []
+    while not seen or "listening on" not in seen[-1]:
+        seen.append(proc.stderr.readline())
+        assert seen[-1], "tcpdump did not start: %s" % "".join(seen)
+    return proc
+
+
+def stop_capture(proc):
+    """(packets printed, tcpdump's summary) of a capture_leaving() capture."""
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    return out, err
