@@ -21,8 +21,9 @@ import yaml
 
 from ecosystem_helpers import ROOT, run
 
+# labkit: shared with the integration tests and bench/.
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-import labkit  # noqa: E402  pylint: disable=wrong-import-position  (shared with the integration tests and bench/)
+import labkit  # noqa: E402 pylint: disable=wrong-import-position
 
 POD_VARS = os.path.join(ROOT, "playbooks", "vars", "lab_pod.yml")
 with open(POD_VARS) as _handle:
