@@ -4,7 +4,10 @@ Each test runs a real tool (ansible-test, ansible-lint, molecule, ansible-galaxy
 ansible-builder, ansible-runner) as a user would, and fails when the tool fails.
 The Docker hosts they need are lab instances of their own (never the default lab):
 the "awx" instance (playbooks/vars/lab_awx.yml, described by inventory/awx/), brought up
-once per session and torn down after; Molecule's scenarios create and destroy theirs.
+once per session and torn down after; the "ver" instance of the support matrix
+(playbooks/vars/lab_matrix.yml), brought up and torn down by test_matrix.py; the "pod" instance,
+every host on Podman (playbooks/vars/lab_pod.yml), brought up by the integration tests that
+test_podman.py runs on it and torn down by test_podman.py; Molecule's scenarios create and destroy theirs.
 """
 
 import os

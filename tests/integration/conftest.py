@@ -5,7 +5,6 @@ a no-op when it already runs). Each test converges the topology it needs first,
 so tests do not depend on each other's leftovers.
 """
 
-import glob
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 # The runner and the waits that bench/ uses too; the tests import them from here.
-from labkit import ON_THE_CONTROLLER, ROOT, VENV_BIN, ansible_playbook, exec_ok, wait_for  # noqa: F401 pylint: disable=unused-import
+from labkit import ON_THE_CONTROLLER, ROOT, VENV_BIN, ansible_playbook, exec_ok, processes_naming, wait_for  # noqa: F401 pylint: disable=unused-import
 
 # scripts/lab-instance-tests runs copies of these tests (host names of another lab instance) from
 # elsewhere: LAB_ROOT (read by labkit) names the checkout, LAB_VARS the instance's vars file for
@@ -89,20 +88,6 @@ class Topology(object):
         current.update(values)
         with open(path, "w") as handle:
             yaml.safe_dump(current, handle, default_flow_style=False)
-
-
-def processes_naming(*dirs):
-    """Command lines (200 characters) of the processes whose arguments name a path below one of dirs."""
-    found = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(cmdline, "rb") as handle:
-                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if any(d + "/" in text for d in dirs):
-            found.append("%s: %s" % (cmdline.split("/")[2], text[:200]))
-    return found
 
 
 def _alive(pid):

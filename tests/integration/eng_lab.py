@@ -4,7 +4,6 @@ Tests of the lab itself and of the ways to reach an engine bring it up and tear 
 themselves (module-scoped fixtures), apart from the default lab the other tests share.
 """
 
-import glob
 import os
 import subprocess
 import time
@@ -12,13 +11,13 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, ansible_playbook, processes_naming
+import labkit
+from conftest import ROOT, ansible_playbook
 
 VARS_FILE = os.path.join(ROOT, "playbooks", "vars", "lab_eng.yml")
 with open(VARS_FILE) as _handle:
     VARS = yaml.safe_load(_handle)
 HOSTS = VARS["lab_hosts"]
-BRIDGE = VARS["lab_bridge"]
 SUBNET = VARS["lab_subnet"]
 STATE_DIR = VARS["lab_state_dir"]
 RUN_DIR = VARS["lab_run_dir"]
@@ -68,17 +67,4 @@ def in_ns(host, argv, **kwargs):
 
 def leftovers():
     """Everything of this instance that is still on the machine, by kind (empty lists when none)."""
-    netns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-    links = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-    rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], stdout=subprocess.PIPE, universal_newlines=True,
-                           check=True).stdout
-    processes = processes_naming(RUN_DIR, STATE_DIR)
-    return {
-        "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in HOSTS],
-        "links": [line.split(":")[1].strip() for line in links.splitlines()
-                  if line.split(":")[1].strip().split("@")[0] in [BRIDGE] + ["xhv-%s" % h for h in HOSTS]],
-        "forward rules": [line for line in rules.splitlines() if BRIDGE in line],
-        "processes": processes,
-        "files": [p for p in (STATE_DIR, RUN_DIR) + tuple("/run/netns/%s" % h for h in HOSTS) if os.path.lexists(p)],
-        "cgroups": [p for h in HOSTS for p in glob.glob("/sys/fs/cgroup/**/crosshost-lab/%s" % h, recursive=True)],
-    }
+    return labkit.leftovers(VARS)

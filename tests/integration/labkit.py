@@ -1,8 +1,11 @@
-"""Running ansible-playbook against a lab, and waiting on what it made: shared by the integration
-tests (through their conftest.py) and the benchmark (bench/run.py). No pytest here."""
+"""Running ansible-playbook against a lab, waiting on what it made, and seeing what a lab instance sends out
+or leaves behind: shared by the integration tests (through their conftest.py), the ecosystem tests
+(test_podman.py) and the benchmark (bench/run.py). No pytest here."""
 
+import glob
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -97,3 +100,65 @@ def exec_ok(container, cmd, attempts=10, expect=None):
             return text
         time.sleep(0.5)
     raise AssertionError("%s in %s failed after %d attempts: %s" % (cmd, container.name, attempts, output))
+
+
+def processes_naming(*dirs):
+    """Command lines (200 characters) of the processes whose arguments name a path below one of dirs."""
+    found = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmdline, "rb") as handle:
+                text = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if any(d + "/" in text for d in dirs):
+            found.append("%s: %s" % (cmdline.split("/")[2], text[:200]))
+    return found
+
+
+def leftovers(lab_vars):
+    """Everything of a lab instance that is still on the machine, by kind (empty lists when none).
+
+    lab_vars: the values of the instance's vars file (lab_hosts, lab_bridge, lab_state_dir, lab_run_dir).
+    Mounts: those of this machine's mount namespace on or below the instance's directories."""
+    hosts, bridge = lab_vars["lab_hosts"], lab_vars["lab_bridge"]
+    state_dir, run_dir = lab_vars["lab_state_dir"], lab_vars["lab_run_dir"]
+    netns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], stdout=subprocess.PIPE, universal_newlines=True,
+                           check=True).stdout
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [point for point in (line.split()[4] for line in handle)
+                  if any(point == d or point.startswith(d + "/") for d in (run_dir, state_dir))]
+    return {
+        "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in hosts],
+        "links": [line.split(":")[1].strip() for line in links.splitlines()
+                  if line.split(":")[1].strip().split("@")[0] in [bridge] + ["xhv-%s" % h for h in hosts]],
+        "forward rules": [line for line in rules.splitlines() if bridge in line],
+        "processes": processes_naming(run_dir, state_dir),
+        "mounts": mounts,
+        "files": [p for p in (state_dir, run_dir) + tuple("/run/netns/%s" % h for h in hosts) if os.path.lexists(p)],
+        "cgroups": [p for h in hosts for p in glob.glob("/sys/fs/cgroup/**/crosshost-lab/%s" % h, recursive=True)],
+    }
+
+
+def capture_leaving(interface, subnet, seconds_max=60):
+    """tcpdump on the machine side of a lab host's link, of IPv4 not bound for subnet and any routable IPv6.
+
+    Returns once the capture runs; stop_capture() ends it."""
+    bpf = "(ip and not dst net %s) or (ip6 and not dst net fe80::/10 and not dst net ff00::/8)" % subnet
+    proc = subprocess.Popen(["timeout", str(seconds_max), "tcpdump", "-n", "-l", "-i", interface, bpf],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    # tcpdump says "listening on ..." on stderr once the capture runs.
+    seen = []
+    while not seen or "listening on" not in seen[-1]:
+        seen.append(proc.stderr.readline())
+        assert seen[-1], "tcpdump did not start: %s" % "".join(seen)
+    return proc
+
+
+def stop_capture(proc):
+    """(packets printed, tcpdump's summary) of a capture_leaving() capture."""
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    return out, err

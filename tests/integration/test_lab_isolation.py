@@ -15,6 +15,7 @@ import docker
 import pytest
 
 import eng_lab
+import labkit
 # The module-scoped instance.
 from eng_lab import eng  # noqa: F401 pylint: disable=unused-import
 
@@ -31,34 +32,15 @@ def _reject_counts(host):
     return counts
 
 
-def _capture(interface, seconds_max=60):
-    """tcpdump on the machine side of a lab host's link, of IPv4 not bound for the lab and any routable IPv6."""
-    bpf = "(ip and not dst net %s) or (ip6 and not dst net fe80::/10 and not dst net ff00::/8)" % eng_lab.SUBNET
-    proc = subprocess.Popen(["timeout", str(seconds_max), "tcpdump", "-n", "-l", "-i", interface, bpf],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    # tcpdump says "listening on ..." on stderr once the capture runs.
-    seen = []
-    while not seen or "listening on" not in seen[-1]:
-        seen.append(proc.stderr.readline())
-        assert seen[-1], "tcpdump did not start: %s" % "".join(seen)
-    return proc
-
-
-def _stop_capture(proc):
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
-    return out, err
-
-
 def test_a_pull_of_a_missing_image_fails_at_once_and_nothing_leaves_the_lab(eng):
     client = docker.APIClient(base_url=eng_lab.socket_url("eng1"), timeout=60)
     before = _reject_counts("eng1")
-    capture = _capture("xhv-eng1")
+    capture = labkit.capture_leaving("xhv-eng1", eng_lab.SUBNET)
     started = time.time()
     with pytest.raises(docker.errors.APIError) as failed:
         client.pull("crosshost-lab/missing", tag="1")
     took = time.time() - started
-    out, err = _stop_capture(capture)
+    out, err = labkit.stop_capture(capture)
     # Before the firewall: a 20 s DNS timeout against the machine's resolver, outside the lab.
     assert took < 3, "the pull took %.1f s to fail: %s" % (took, failed.value)
     assert "operation not permitted" in str(failed.value) or "refused" in str(failed.value), str(failed.value)
@@ -75,7 +57,7 @@ def test_containers_reach_other_lab_hosts_and_nothing_else(eng):
     listener = subprocess.Popen(["nsenter", "--net=/run/netns/eng2", "socat", "TCP-LISTEN:7777,reuseaddr,fork",
                                  "SYSTEM:echo lab-ok"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = _reject_counts("eng1")
-    capture = _capture("xhv-eng1")
+    capture = labkit.capture_leaving("xhv-eng1", eng_lab.SUBNET)
     try:
         time.sleep(0.3)
         script = ("socat -T3 - TCP:%s:7777,connect-timeout=5 </dev/null; "
@@ -87,7 +69,7 @@ def test_containers_reach_other_lab_hosts_and_nothing_else(eng):
     finally:
         listener.kill()
         listener.wait()
-    out, err = _stop_capture(capture)
+    out, err = labkit.stop_capture(capture)
     text = output.decode()
     assert text.startswith("lab-ok"), text
     assert "rc=1" in text.split("dns")[0], text
