@@ -9,7 +9,8 @@ import json
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import held_services, partial_run_problems
+from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import (
+    held_services, hosts_to_change, partial_run_problems)
 
 
 def _result(hostvars, host, name):
@@ -63,7 +64,9 @@ class ActionModule(ActionBase):
                               msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
                 return result
             result.update(changes=any(pending.values()),
-                          stop=any((d.get("pending") or {}).get("stop") for d in decided.values()))
+                          stop=any((d.get("pending") or {}).get("stop") for d in decided.values()),
+                          hosts=hosts_to_change(topology.get("service_hosts") or {}, pending,
+                                                [h for h in play_hosts_all if h in alive]))
         return result
 
     @staticmethod

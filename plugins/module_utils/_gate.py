@@ -9,7 +9,7 @@ The topology role asks these questions on the controller, between its apply step
 
 * before anything changes, :func:`run_shape_problems` (serial batches, the free strategy, AWX
   job slices) and :func:`partial_run_problems` (a ``--limit`` that leaves out hosts of a service
-  the run changes);
+  the run changes), then :func:`hosts_to_change`: the hosts the run locks and changes;
 * after the make step, :func:`held_services`: the moves to call off because a host they depend
   on failed, so that no consumer switches to a place that is not up and no old place lets go.
 """
@@ -98,6 +98,27 @@ def partial_run_problems(service_hosts, pending, play_hosts):
             % (service, ", ".join(hosts), "use or run" if len(hosts) > 1 else "uses or runs",
                "they" if len(hosts) > 1 else "it", ",".join(hosts)))
     return problems
+
+
+def hosts_to_change(service_hosts, pending, play_hosts):
+    """The hosts of the play that a run with these changes locks and applies, sorted.
+
+    Every host with something to change, and every host that provides or consumes a service that
+    changes: the change relies on their state (a consumer switches to the host that is to run the
+    service; the old host lets go only once the new one runs it), so they are locked and decided
+    again under the lock, in case another run changed them since. Any other host is left alone: this
+    run changes nothing there, and its changes rely on nothing there.
+
+    :param service_hosts: service -> the hosts that provide or consume it (the whole inventory's plan).
+    :param pending: host of the play -> services with work on that host in this run.
+    :param play_hosts: the hosts of the play that may be applied (those that have not failed).
+    """
+    play_hosts = set(play_hosts)
+    changing = set(s for services in pending.values() for s in services or ())
+    hosts = set(h for h, services in pending.items() if services)
+    for service in changing:
+        hosts.update(service_hosts.get(service, ()))
+    return sorted(hosts & play_hosts)
 
 
 def held_services(failed_hosts, provides, stopping):

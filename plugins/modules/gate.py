@@ -15,7 +15,7 @@ description:
   - Runs on the controller, once (C(run_once)), between the steps of the M(crosshost.ambassador.topology)
     role, and reads what M(crosshost.ambassador.apply) reported for every host of the play.
   - With O(check=changes), after the deciding step, whether the run has anything to change (when not,
-    no lock is taken and nothing more runs), and whether a stop-first move is among it. A run limited to
+    no lock is taken and nothing more runs), on which hosts (RV(hosts)), and whether a stop-first move is among it. A run limited to
     some hosts (C(--limit), C(ambassador_hosts)) that would change a service without every host that
     provides or consumes it fails here, before any change, naming the hosts to add, unless O(allow_partial).
   - With O(check=hold), after a step, the services whose move is called off because a host that the move
@@ -71,6 +71,15 @@ stop:
   description: Whether a stop-first move is among the changes (O(check=changes)).
   returned: success, with O(check=changes)
   type: bool
+hosts:
+  description:
+    - The hosts the run locks and applies (O(check=changes)), sorted; empty when nothing changes.
+    - Every host with something to change, and every host that provides or consumes a service that changes
+      (the change relies on their state). The other hosts of the play are left alone.
+  returned: success, with O(check=changes)
+  type: list
+  elements: str
+  sample: [host1, host2]
 hold:
   description: The services whose move is called off so far.
   returned: success

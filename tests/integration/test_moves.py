@@ -15,13 +15,14 @@ from conftest import LAB_INVENTORY, OWNER_LABEL, ROOT, VENV_BIN, converge, exec_
 from test_faults import RECONNECTING_CLIENT
 
 LOCK = "crosshost-ambassador-lock"
-TAKE_FIRST = "Take this run's lock on the play's first engine first"
-TAKE = "Take this run's lock on every engine of the play (another run's lock is waited for)"
+TAKE_FIRST = "Take this run's lock on the first engine it changes, first"
+TAKE = "Take this run's lock on every engine it changes (another run's lock is waited for)"
 DECIDE = "Decide what this host needs, changing nothing yet"
 STOP = "Stop the services that move stop-first, on the host they leave"
 MAKE = "Reconcile this host's ambassadors and service containers"
 SWITCH = "Switch this host's changed ambassadors over"
 BREAK = "Remove what this host no longer runs"
+RELEASE = "Release this run's lock"
 
 
 def running(lab, name):
@@ -144,6 +145,34 @@ def test_a_service_with_volumes_stops_before_its_new_host_starts_it_and_names_th
 
 
 @pytest.mark.parametrize("limit, missing", [("host2,host3", "host1"), ("host1", "host3")])
+def test_a_move_leaves_the_hosts_it_does_not_concern_alone(lab, topology, consumer):
+    """redis moves from host2 to host1 (its only consumer): host3 neither provides nor consumes it, so
+    after deciding it takes no lock and runs no step, in check mode and for real, and keeps its
+    containers; the move still goes through make before break on host1 and host2."""
+    before = lab.snapshot()["host3"]["containers"]
+    predicted = lab.site(move_redis(topology, "host1"), "--check", "--diff")
+    assert predicted.rc == 0, predicted.output[-3000:]
+    assert sorted(predicted.steps()) == ["host1", "host2", "host3"]
+    assert [task for task, _pairs in predicted.steps()["host3"]] == [DECIDE]
+    assert ("create", "redis") in predicted.actions()["host1"] and ("remove", "redis") in predicted.actions()["host2"]
+    assert running(lab, "redis") == ["host2"]
+
+    run = converge(lab, topology)
+    ran = dict((host, sorted(set(r["task"].split(" : ")[-1] for r in run.results
+                                 if r["host"] == host and r["status"] != "skipped"
+                                 and r["action"] in ("crosshost.ambassador.lock", "crosshost.ambassador.apply"))))
+               for host in lab.hosts)
+    assert ran["host3"] == [DECIDE], ran
+    assert set([TAKE, MAKE, RELEASE]) <= set(ran["host1"]) and set([TAKE, MAKE, RELEASE]) <= set(ran["host2"]), ran
+    (first,) = [r for r in run.results if r["task"].endswith(TAKE_FIRST)]
+    assert first["status"] == "ok" and first["result"]["acquired"], first
+    assert run.changed()["host3"] == 0 and lab.snapshot()["host3"]["containers"] == before
+    assert running(lab, "redis") == ["host1"]
+    assert exec_ok(consumer, ["redis-cli", "-h", "redis", "PING"]) == "PONG"
+    assert not any(_lock_held(lab, h) for h in lab.hosts)
+    assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+
 def test_a_limit_that_would_strand_a_moving_service_is_refused_before_any_change(lab, topology, consumer,
                                                                                  limit, missing):
     before = lab.snapshot()
@@ -414,7 +443,7 @@ def test_a_signal_to_ansible_playbook_alone_ends_its_workers_and_modules_and_the
 
 def test_two_runs_started_at_the_same_instant_never_each_hold_a_part(lab, topology, consumer, tmp_path):
     """Two runs start at once, and each reaches one engine's lock before the other does (run A is
-    slow to host3, run B to host1). Both take the play's first engine's lock (host1) first, so
+    slow to host3, run B to host1). Both take the lock of the first engine they change (host1) first, so
     one of them waits whole and both end well; taken in any order, each would hold a part and wait
     for the other's until ambassador_lock_timeout, and both would fail."""
     def slow_lock(line):

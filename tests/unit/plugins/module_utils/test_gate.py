@@ -1,7 +1,7 @@
 """What a run may do across hosts, on plain data."""
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import (
-    held_services, partial_run_problems, run_shape_problems)
+    held_services, hosts_to_change, partial_run_problems, run_shape_problems)
 
 HOSTS = ["host1", "host2", "host3"]
 SERVICE_HOSTS = {"redis": ["host1", "host2", "host3"], "echo": ["host1", "host2"]}
@@ -50,3 +50,16 @@ def test_a_move_is_held_when_its_new_host_or_its_stopping_host_failed():
     assert held_services([], provides, {"host2": ["redis"]}) == {}
     # A consumer that failed holds nothing: it fails alone.
     assert held_services(["host2"], provides, {}) == {}
+
+
+def test_a_run_changes_the_hosts_with_work_and_the_hosts_of_the_services_that_change():
+    service_hosts = {"redis": ["host2", "host3"], "echo": ["host1", "host4"], "web": ["host4", "host5"]}
+    hosts = ["host1", "host2", "host3", "host4", "host5"]
+    # redis moves away from host1 to host3 (host2 consumes it): host4 and host5 are left alone.
+    assert hosts_to_change(service_hosts, {"host1": ["redis"], "host3": ["redis"], "host4": []}, hosts) == [
+        "host1", "host2", "host3"]
+    # Nothing to change: no host; hosts not in the play (failed, or limited out) are never taken.
+    assert hosts_to_change(service_hosts, {"host1": [], "host2": []}, hosts) == []
+    assert hosts_to_change(service_hosts, {"host4": ["echo"]}, ["host1", "host2"]) == ["host1"]
+    # A service no longer planned (removed everywhere) concerns only the hosts with work.
+    assert hosts_to_change(service_hosts, {"host5": ["gone"]}, hosts) == ["host5"]
