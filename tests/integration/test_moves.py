@@ -144,7 +144,6 @@ def test_a_service_with_volumes_stops_before_its_new_host_starts_it_and_names_th
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
 
-@pytest.mark.parametrize("limit, missing", [("host2,host3", "host1"), ("host1", "host3")])
 def test_a_move_leaves_the_hosts_it_does_not_concern_alone(lab, topology, consumer):
     """redis moves from host2 to host1 (its only consumer): host3 neither provides nor consumes it, so
     after deciding it takes no lock and runs no step, in check mode and for real, and keeps its
@@ -173,6 +172,7 @@ def test_a_move_leaves_the_hosts_it_does_not_concern_alone(lab, topology, consum
     assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
 
 
+@pytest.mark.parametrize("limit, missing", [("host2,host3", "host1"), ("host1", "host3")])
 def test_a_limit_that_would_strand_a_moving_service_is_refused_before_any_change(lab, topology, consumer,
                                                                                  limit, missing):
     before = lab.snapshot()
