@@ -151,7 +151,7 @@ class ActionModule(ActionBase):
             summary={
                 "hosts": len(plans),
                 "services": len(services),
-                "ambassadors": sum(1 for p in plans.values() for c in p["containers"] if c["role"] == "ambassador"),
+                "ambassadors": sum(1 for p in plans.values() for c in p["containers"] if c["kind"] == "ambassador"),
             },
         )
         return result

@@ -396,7 +396,7 @@ class Reconciler(object):
     def _volumes_left(self, steps):
         left = {}
         for step in steps:
-            if step["action"] == "remove" and step.get("role") == "service":
+            if step["action"] == "remove" and step.get("container_kind") == "service":
                 volumes = named_volumes(self.before.get(step["name"]))
                 if volumes:
                     left[step["service"]] = volumes
@@ -412,11 +412,11 @@ class Reconciler(object):
             engine.stop(step["id"], step["name"], timeout=self.module.params["stop_timeout"])
             self.undo.append(("start", step["id"], step["name"]))
         elif action == "remove":
-            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("container_kind")))
             ids.pop(step["name"], None)
         elif action == "recreate":
             ids[step["name"]] = engine.replace(
-                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["role"]),
+                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["kind"]),
                 running=self.states.get(step["name"]) == "running",
                 restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"))
             self.undo.append(("restore", ids[step["name"]], step["name"]))
@@ -437,7 +437,7 @@ class Reconciler(object):
                     engine.start(container_id, name)
                     undone.append("started %s again" % name)
                     continue
-                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self._role_of(name)))
+                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self._kind_of(name)))
                 ids.pop(name, None)
                 if what == "restore" and self.before.get(name):
                     ids[name] = engine.create(self.before[name])
@@ -449,10 +449,10 @@ class Reconciler(object):
         self.undo = []
         return undone
 
-    def _role_of(self, name):
+    def _kind_of(self, name):
         for ct in self.plan["containers"]:
             if ct["name"] == name:
-                return ct["role"]
+                return ct["kind"]
         return None
 
     def _wait_ready(self, engine, steps, ids):
@@ -462,7 +462,7 @@ class Reconciler(object):
         touched = set(s["name"] for s in steps if s["action"] in ("create", "recreate", "start"))
         checks = []
         for ct in self.plan["containers"]:
-            if ct["name"] not in touched or not (ct["role"] == "service" or ct.get("side") == "provider"):
+            if ct["name"] not in touched or not (ct["kind"] == "service" or ct.get("side") == "provider"):
                 continue
             checks.append((ct["name"], None))
             if ct.get("side") == "provider" and ct.get("dataplane") == "socat" and ct.get("target"):
@@ -488,9 +488,9 @@ class Reconciler(object):
                                          else "no TCP connection to %s" % argv[-1][4:].split(",")[0], name))
                 time.sleep(0.2)
 
-    def _stop_timeout(self, role):
+    def _stop_timeout(self, kind):
         """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""
-        return self.module.params["stop_timeout"] if role == "service" else None
+        return self.module.params["stop_timeout"] if kind == "service" else None
 
     def _warn_missing_targets(self, existing):
         present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])

@@ -182,7 +182,7 @@ plans:
       environment: {REDIS_PORT_6379_TCP: "tcp://redis:6379"}
       containers:
         - name: redis_ambassador
-          role: ambassador
+          kind: ambassador
           side: consumer
           service: redis
           image: docker.io/alpine/socat:1.8.0.3

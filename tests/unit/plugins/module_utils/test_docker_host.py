@@ -89,7 +89,7 @@ def engine():
 
 def provider_ambassador():
     return container_spec({
-        "name": "redis_ambassador", "role": "ambassador", "side": "provider", "service": "redis",
+        "name": "redis_ambassador", "kind": "ambassador", "side": "provider", "service": "redis",
         "image": "crosshost-lab/socat:1", "entrypoint": ["socat"],
         "command": ["TCP-LISTEN:6379,fork,reuseaddr,range=10.77.13.11/32", "TCP:redis:6379"],
         "env": {"A": "1"}, "volumes": ["/etc/xh/tls:/tls:ro"], "network": "ambassador", "aliases": [],

@@ -38,7 +38,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
 
     provider = by_name(plans["host2"])
     assert sorted(provider) == ["redis", "redis_ambassador"]
-    assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
+    assert provider["redis"]["kind"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
     # Only host1, the one consumer, may connect; the port is published on the advertise address only.
@@ -299,7 +299,7 @@ def test_malformed_placement_is_a_problem(value, message):
 
 def test_a_placement_override_moves_the_service_and_its_ambassadors():
     plans = plan_topology(REDIS, hosts(host1=["redis"]), placement="redis=host3")
-    assert by_name(plans["host3"])["redis"]["role"] == "service"
+    assert by_name(plans["host3"])["redis"]["kind"] == "service"
     assert by_name(plans["host3"])["redis_ambassador"]["published"][0]["host_ip"] == ADDR["host3"]
     assert "redis" not in by_name(plans["host2"])
     assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:%s:6379,nodelay" % ADDR["host3"]
