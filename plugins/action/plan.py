@@ -28,7 +28,6 @@ HOST_VARIABLES = (
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
     ("ambassador_kernel_image", "kernel_image"),
-    ("ambassador_docker_host", "docker_host"),
     ("ambassador_tls_dir", "tls_dir"),
 )
 
@@ -67,13 +66,20 @@ def _strategy(task):
     return None
 
 
-def _default_address(hostvars):
-    """ansible_host, else the gathered default IPv4 address, else None."""
-    ansible_host = hostvars.get("ansible_host")
-    if ansible_host:
-        return ansible_host
-    facts = hostvars.get("ansible_facts") or {}
-    return (facts.get("default_ipv4") or {}).get("address")
+def host_settings(hv):
+    """One host's settings for the planner (``_topology.validate``), from its variables ``hv``. Each
+    is read once: a read templates it."""
+    values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
+    entry = dict((key, value) for key, value in values if value is not None)
+    connection = ((key, hv.get(var)) for var, key in CONNECTION_VARIABLES)
+    entry["docker"] = dict((key, value) for key, value in connection if value is not None)
+    # The module runs on this machine: the TLS files it will read must be here.
+    entry["local"] = hv.get("ansible_connection") == "local"
+    if not entry.get("advertise_address"):
+        # ansible_host, else the gathered default IPv4 address, else None.
+        facts = hv.get("ansible_facts") or {}
+        entry["advertise_address"] = hv.get("ansible_host") or (facts.get("default_ipv4") or {}).get("address")
+    return entry
 
 
 class ActionModule(ActionBase):
@@ -102,16 +108,7 @@ class ActionModule(ActionBase):
             if host not in hostvars:
                 result.update(failed=True, msg="plan: hosts: %s is not an inventory host. Fix: list inventory hosts only." % host)
                 return result
-            hv = hostvars[host]  # each read templates the variable: read each once
-            values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
-            entry = dict((key, value) for key, value in values if value is not None)
-            connection = ((key, hv.get(var)) for var, key in CONNECTION_VARIABLES if key != "host")
-            entry["docker"] = dict((key, value) for key, value in connection if value is not None)
-            # The module runs on this machine: the TLS files it will read must be here.
-            entry["local"] = hv.get("ansible_connection") == "local"
-            if not entry.get("advertise_address"):
-                entry["advertise_address"] = _default_address(hv)
-            settings[host] = entry
+            settings[host] = host_settings(hostvars[host])
 
         if args.get("apply"):
             # The plan is for applying it to the play's hosts as a whole: refuse plays that cannot,

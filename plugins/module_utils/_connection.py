@@ -123,7 +123,7 @@ def resolve(docker, environ, home="~"):
     Each unset setting comes from the environment as the Docker CLI reads it: the URL from
     ``DOCKER_HOST`` (else the local socket); TLS from ``DOCKER_TLS_VERIFY`` and
     ``DOCKER_CERT_PATH`` (``ca.pem``, ``cert.pem``, ``key.pem``; default ``~/.docker``);
-    ``DOCKER_TLS_HOSTNAME``, ``DOCKER_API_VERSION``. Returns a dict: ``url``, ``tls`` (None, or
+    ``DOCKER_TLS_HOSTNAME``, ``DOCKER_API_VERSION``. Returns a dict: ``engine_url``, ``tls`` (None, or
     ``verify``, ``ca_cert``, ``client_cert``, ``client_key``, ``hostname``), ``version``,
     ``use_ssh_client`` and ``sources`` (setting -> ``inventory`` or the environment variable).
     """
@@ -173,4 +173,4 @@ def resolve(docker, environ, home="~"):
     if ssh_client is None:
         # The OpenSSH client, with the user's ~/.ssh/config (and `docker system dial-stdio` on the host).
         ssh_client = kind == "ssh"
-    return {"url": url, "tls": tls, "version": version, "use_ssh_client": bool(ssh_client), "sources": sources}
+    return {"engine_url": url, "tls": tls, "version": version, "use_ssh_client": bool(ssh_client), "sources": sources}

@@ -8,7 +8,7 @@
 Plain data, no Ansible, no Docker. The planner (``_plan``) fills every field with
 :func:`planned_container`; the decision (``_reconcile``) compares the :func:`spec` of
 a planned container with the one stored on the engine; the Docker wrapper
-(``_docker_host``) creates a container from a spec. A field is added here once, and
+(``_engine``) creates a container from a spec. A field is added here once, and
 all three see it.
 """
 

@@ -147,7 +147,7 @@ def _host_plan(host, services, shared):
             environment.update(shared["links", name])
     return {
         "host": host.name,
-        "docker_host": host.docker["host"],
+        "docker_host": host.docker["host"],  # ambassador_docker_host, as the plan was always documented
         "docker": host.docker,
         "network": host.network,
         "containers": containers,

@@ -5,7 +5,7 @@
 # Private to crosshost.ambassador: not for use by other collections.
 """Decide what to do on one Docker host: plain functions, no Docker, no Ansible.
 
-The engine side (``_docker_host``) reports what exists; :func:`decide` compares it
+The engine side (``_engine``) reports what exists; :func:`decide` compares it
 with the host's planned containers and returns the actions, each with its reason.
 A container is recreated only when the hash of its spec changed; the spec itself
 is stored in a label so that a diff can show exactly what changed.
@@ -288,7 +288,7 @@ def replace_side_by_side(spec, before):
 
 
 def replace_method(spec, before, side_by_side=True):
-    """How a recreated container is replaced (``DockerHost.replace``): ``side_by_side`` (see
+    """How a recreated container is replaced (``Engine.replace``): ``side_by_side`` (see
     :func:`replace_side_by_side`) when the engine allows it, else ``stop_first`` (the old one is
     removed, then the new one made)."""
     return "side_by_side" if side_by_side and replace_side_by_side(spec, before) else "stop_first"

@@ -386,10 +386,7 @@ def _host_settings(c, host, hv, file_exists=None):
               "use a socat image such as %s" % DEFAULT_IMAGE)
     # How the module reaches the engine: unset settings are filled on the host from the module's
     # environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, ...), else the local socket.
-    docker_settings = dict(hv.get("docker") or {})
-    if "docker_host" in hv:
-        docker_settings["host"] = hv["docker_host"]
-    docker, problems = check_settings(docker_settings, file_exists if hv.get("local") else None)
+    docker, problems = check_settings(hv.get("docker") or {}, file_exists if hv.get("local") else None)
     for variable, what, fix in problems:
         c.add("%s: %s" % (host, variable), what, fix)
     tls_dir = hv.get("tls_dir") or DEFAULT_TLS_DIR % host
@@ -560,8 +557,8 @@ def validate(services, hosts, groups=None, known_hosts=None, tls=False, placemen
     :param hosts: inventory hostname -> that host's settings, a dict with the
         optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
         ``bind_address``, ``source_address``, ``network``, ``image``, ``kernel_image``,
-        ``tls_dir`` and ``docker_host`` (each the ``ambassador_`` variable of that name), ``docker``
-        (the other connection settings, keys of ``_connection.VARIABLES``) and ``local``
+        ``tls_dir`` (each the ``ambassador_`` variable of that name), ``docker``
+        (the connection settings, keys of ``_connection.VARIABLES``: ``host`` is the engine's URL) and ``local``
         (true when the module runs on this machine, so its TLS files must be here). Each is
         planned; services placed on hosts outside the play are planned with those hosts in here.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).

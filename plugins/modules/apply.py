@@ -215,7 +215,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
@@ -391,7 +391,7 @@ class Reconciler(object):
         self.keeper.start()
 
     def _connect(self):
-        return connect(dict(self.plan["docker"] or {}, host=self.plan["docker_host"]), timeout=self.module.params["timeout"])
+        return connect(self.plan["docker"], timeout=self.module.params["timeout"])
 
     def _volumes_left(self, steps):
         left = {}

@@ -96,7 +96,7 @@ waited_for:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, acquire, release
 
@@ -117,12 +117,12 @@ def main():
     if failure:
         module.fail_json(**failure)
     params, plan = module.params, module.params["plan"]
-    where = "host %s (Docker engine at %s)" % (plan.get("host"), plan.get("docker_host") or "the default")
+    where = "host %s (Docker engine at %s)" % (plan.get("host"), (plan.get("docker") or {}).get("host") or "the default")
     result = {"changed": False, "acquired": False, "waited": 0.0, "waited_for": None}
     if module.check_mode:
         module.exit_json(**result)
     try:
-        engine = connect(dict(plan.get("docker") or {}, host=plan.get("docker_host")), timeout=params["timeout"])
+        engine = connect(plan.get("docker"), timeout=params["timeout"])
         if params["state"] == "absent":
             result["acquired"] = release(engine, params["run"]["id"])
         else:

@@ -166,7 +166,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, sdk_failure)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
 
@@ -221,8 +221,8 @@ def main():
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
         if provider_settings:
-            provider = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
-            refused = refused_sources(provider.logs_since(ambassador_name(p["service"]), started) or "")
+            provider_engine = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
+            refused = refused_sources(provider_engine.logs_since(ambassador_name(p["service"]), started) or "")
     except EngineError as exc:
         module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1,
                          refused_sources=[])
@@ -232,7 +232,7 @@ def main():
                              "%s refused connections from %s, which is not an address it lets in. Fix: set "
                              "ambassador_source_address of the consuming host to the address its connections come "
                              "from (%s), and run site.yml again"
-                             % (target, where, ambassador_name(p["service"]), provider.url, ", ".join(refused),
+                             % (target, where, ambassador_name(p["service"]), provider_engine.url, ", ".join(refused),
                                 refused[0]), **result)
     if code != 0:
         module.fail_json(msg="cannot connect to %s %s: %s" % (target, where, received.strip() or "exit code %d" % code),

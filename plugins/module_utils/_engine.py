@@ -147,7 +147,7 @@ def _source(conn, key):
 
 def explain(exc, conn):
     """One sentence for a failure to connect: what went wrong, with which URL or file, and the fix."""
-    url, tls, text = conn["url"], conn["tls"], _text(exc)
+    url, tls, text = conn["engine_url"], conn["tls"], _text(exc)
     if "Client sent an HTTP request to an HTTPS server" in text:
         return ("the Docker engine at %s speaks TLS, and no TLS is configured for it. Fix: set %s: true with %s, "
                 "%s and %s (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH in the module's environment)"
@@ -196,15 +196,15 @@ def connect(settings, timeout=60, environ=None):
     """The engine a host's connection settings (a plan's ``docker``) lead to, filled from ``environ``
     (default: this process's environment) where they are unset; see ``_connection.resolve``."""
     conn = resolve(settings or {}, os.environ if environ is None else environ)
-    return DockerHost(conn["url"], timeout=timeout, connection=conn)
+    return Engine(conn["engine_url"], timeout=timeout, connection=conn)
 
 
-class DockerHost(object):
-    """One Docker engine, reached at ``url`` (or as ``connection``, a ``_connection.resolve`` result, says)."""
+class Engine(object):
+    """One Docker engine, reached at ``engine_url`` (or as ``connection``, a ``_connection.resolve`` result, says)."""
 
-    def __init__(self, url, timeout=60, connection=None):
-        conn = connection or resolve({"host": url}, {})
-        self.url = conn["url"]
+    def __init__(self, engine_url, timeout=60, connection=None):
+        conn = connection or resolve({"host": engine_url}, {})
+        self.url = conn["engine_url"]
         if _sdk_version() < MIN_SDK:
             raise EngineError("the Docker SDK for Python on this host is %s; crosshost.ambassador needs %s or later. "
                               "Fix: install the package docker>=%s for the interpreter that runs the module (%s)"
@@ -237,7 +237,7 @@ class DockerHost(object):
 
     @staticmethod
     def _client(conn, timeout, tls, version):
-        api = docker.APIClient(base_url=conn["url"], timeout=timeout, tls=tls, version=version or "1.24",
+        api = docker.APIClient(base_url=conn["engine_url"], timeout=timeout, tls=tls, version=version or "1.24",
                                use_ssh_client=conn["use_ssh_client"])
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set in many execution environments) replace
         # the CA a TLSConfig names; the engine's own CA must be used. (Also: no proxy from the environment.)
