@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import held_services, partial_run_problems
+from ansible_collections.crosshost.ambassador.plugins.plugin_utils._action import ControllerAction
 
 
 def _result(hostvars, host, name):
@@ -23,16 +22,10 @@ def _plan(hostvars, host):
     return json.loads(text) if text else {}
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
     _VALID_ARGS = frozenset(("check", "decided", "topology", "allow_partial"))
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args, task_vars, result):
         hostvars = task_vars["hostvars"]
         play_hosts_all = list(task_vars.get("ansible_play_hosts_all") or [])
         alive = set(task_vars.get("ansible_play_hosts") or [])

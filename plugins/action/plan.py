@@ -12,12 +12,11 @@ import socket
 import time
 import uuid
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLES as CONNECTION_VARIABLES
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
+from ansible_collections.crosshost.ambassador.plugins.plugin_utils._action import ControllerAction
 
 # Inventory variable -> key of the planner's per-host settings.
 HOST_VARIABLES = (
@@ -82,16 +81,10 @@ def host_settings(hv):
     return entry
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
     _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement", "dataplane", "as_json", "apply"))
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args, task_vars, result):
         hostvars = task_vars["hostvars"]
         groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
 

@@ -21,12 +21,8 @@ description:
   - It owns only containers labelled C(crosshost.ambassador.managed=true). A planned name taken by a
     container it does not own is an error, and then nothing at all is changed on the host.
   - Removing a container keeps its volumes. The shared network is never removed.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
-  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
-  - paramiko, for an engine reached by an C(ssh://) URL (also with the OpenSSH client).
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full

@@ -21,10 +21,8 @@ description:
     removes it. So it works across any number of controllers, and a run that died stops blocking others
     within one lease.
   - A run that finds the lock held waits up to O(wait) seconds, then fails naming the run that holds it.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full

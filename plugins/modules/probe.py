@@ -18,12 +18,8 @@ description:
     topology works end to end (Molecule's verify, a smoke test after site.yml).
   - The container runs C(/bin/sh) and C(socat) from O(image); the ambassador image has both. It is removed afterwards,
     also on failure or timeout, so nothing is left on the host.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
-  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
-  - paramiko, for an engine reached by an C(ssh://) URL (also with the OpenSSH client).
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full
