@@ -51,7 +51,7 @@ CERT_PATH_FILES = (("ca_path", "ca.pem"), ("client_cert", "cert.pem"), ("client_
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(\S+)$")
 _API_VERSION = re.compile(r"^(auto|1\.[0-9]{1,3})$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 def scheme(url):
@@ -96,7 +96,7 @@ def check_settings(settings, file_exists=None):
         have, lack = ("client_cert", "client_key") if docker["client_key"] is None else ("client_key", "client_cert")
         bad(lack, "is not set, but %s is" % VARIABLE[have], "set both, the client certificate and its key, or neither")
     hostname = docker["tls_hostname"]
-    if hostname is not None and (not isinstance(hostname, str) or not _HOSTNAME.match(hostname)):
+    if hostname is not None and (not isinstance(hostname, str) or not HOSTNAME.match(hostname)):
         bad("tls_hostname", "%r is not a host name" % (hostname,), "use the name in the engine's certificate")
     version = docker["api_version"]
     if version is not None and (not isinstance(version, str) or not _API_VERSION.match(version)):

@@ -121,11 +121,7 @@ def _reason(exc):
 
 
 def _sdk_version():
-    parts = []
-    for part in getattr(docker, "__version__", "0").split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+    return _version(getattr(docker, "__version__", "0"))[:2]
 
 
 def _text(exc):
@@ -281,14 +277,17 @@ class Engine(object):
         return self._call("creating network %s" % name, self.api.create_network, name, driver="bridge",
                           labels={OWNER_LABEL: "true"}, check_duplicate=True)
 
-    def has_image(self, ref):
+    def _found(self, what, func, *args, **kwargs):
+        """``func``'s answer, or None when the engine has no such thing."""
         try:
-            self.api.inspect_image(ref)
-            return True
+            return func(*args, **kwargs)
         except NotFound:
-            return False
+            return None
         except Exception as exc:
-            raise self._failed("inspecting image %s" % ref, exc)
+            raise self._failed(what, exc)
+
+    def has_image(self, ref):
+        return self._found("inspecting image %s" % ref, self.api.inspect_image, ref) is not None
 
     def pull(self, ref):
         repository, tag = parse_repository_tag(ref)
@@ -331,38 +330,36 @@ class Engine(object):
             host_config=host_config,
             networking_config=networking_config,
         )
-        container_id = created["Id"]
         try:
-            self.start(container_id, spec["name"])
+            return self._start_new(created["Id"], spec["name"])
         except EngineError as exc:
-            # Leave nothing half-made behind (e.g. its published port is taken).
-            self.remove(container_id, spec["name"])
             text = str(exc)
             if spec["published"] and ("already in use" in text or "already allocated" in text):
                 text += (". Fix: stop what holds that port on the host (this collection leaves it alone), or give "
                          "service %s another published port (ambassador_services.%s.published)"
                          % (spec["service"], spec["service"]))
             raise EngineError(text)
+
+    def _start_new(self, container_id, name):
+        """Start a container just created; return its id. If it cannot start (e.g. its published port is taken),
+        remove it: nothing half made is left behind."""
+        try:
+            self.start(container_id, name)
+        except EngineError:
+            self.remove(container_id, name)
+            raise
         return container_id
 
     def inspect(self, name):
         """The engine's view of one container (by name or id), or None when there is none."""
-        try:
-            return self.api.inspect_container(name)
-        except NotFound:
-            return None
-        except Exception as exc:
-            raise self._failed("inspecting container %s" % name, exc)
+        return self._found("inspecting container %s" % name, self.api.inspect_container, name)
 
     def logs_since(self, name, since):
         """What container ``name`` logged (stdout and stderr) since ``since`` (seconds since the epoch), or None
         when there is no such container."""
-        try:
-            return self.api.logs(name, stdout=True, stderr=True, since=int(since)).decode("utf-8", "replace")
-        except NotFound:
-            return None
-        except Exception as exc:
-            raise self._failed("reading the log of container %s" % name, exc)
+        found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
+                            since=int(since))
+        return None if found is None else found.decode("utf-8", "replace")
 
     def stop(self, container_id, name, timeout):
         self._call("stopping container %s" % name, self.api.stop, container_id, timeout=timeout)
@@ -374,14 +371,18 @@ class Engine(object):
         """The engine's ``GET /version`` answer (its ``Components`` name a Podman engine)."""
         return self._call("asking the engine its version", self.api.version)
 
+    def _exec(self, what, container_id, argv, detach):
+        """Run ``argv`` in a running container (``what`` it is, for errors); return the engine's inspection of it
+        (when it is ``detach``-ed, once it has started)."""
+        # Output attached and dropped: Podman 4.3 refuses to start an exec that attaches no stream ("must
+        # provide at least one stream"); a detached one needs none.
+        created = self._call(what, self.api.exec_create, container_id, argv, stdout=not detach, stderr=False)
+        self._call(what, self.api.exec_start, created["Id"], detach=detach)
+        return self._call(what, self.api.exec_inspect, created["Id"])
+
     def exec_status(self, container_id, name, argv):
-        """Run ``argv`` in a running container; return its exit code. Its output is attached and dropped:
-        Podman 4.3 refuses to start an exec that attaches no stream ("must provide at least one stream")."""
-        created = self._call("running a check in container %s" % name, self.api.exec_create, container_id, argv,
-                             stdout=True, stderr=False)
-        self._call("running a check in container %s" % name, self.api.exec_start, created["Id"])
-        return self._call("reading a check's result in container %s" % name, self.api.exec_inspect,
-                          created["Id"]).get("ExitCode")
+        """Run ``argv`` in a running container; return its exit code."""
+        return self._exec("running a check in container %s" % name, container_id, argv, False).get("ExitCode")
 
     def create_lock(self, name, image, command, labels):
         """Create and start the lock container ``name``: a small process that ends by itself
@@ -398,19 +399,11 @@ class Engine(object):
             if name_taken(getattr(getattr(exc, "response", None), "status_code", None), _text(exc)):
                 return None
             raise self._failed("creating the lock container %s" % name, exc)
-        try:
-            self.start(created["Id"], name)
-        except EngineError:
-            self.remove(created["Id"], name)
-            raise
-        return created["Id"]
+        return self._start_new(created["Id"], name)
 
     def exec_detached(self, container_id, name, argv):
         """Start ``argv`` in a running container and leave it running there; fail if it could not start."""
-        created = self._call("starting a process in container %s" % name, self.api.exec_create, container_id, argv,
-                             stdout=False, stderr=False)
-        self._call("starting a process in container %s" % name, self.api.exec_start, created["Id"], detach=True)
-        found = self._call("inspecting a process in container %s" % name, self.api.exec_inspect, created["Id"])
+        found = self._exec("starting a process in container %s" % name, container_id, argv, True)
         if not found.get("Running") and found.get("ExitCode"):
             raise EngineError("the process %s in container %s on the Docker engine at %s ended with exit code %s"
                               % (argv[0], name, self.url, found.get("ExitCode")))

@@ -14,6 +14,7 @@ is stored in a label so that a diff can show exactly what changed.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import json
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import (
@@ -307,10 +308,7 @@ def updates_restart_policy(version):
 
 def summarise(actions):
     """Counts per action, e.g. ``{"create": 1, "remove": 2}``."""
-    counts = {}
-    for action in actions:
-        counts[action["action"]] = counts.get(action["action"], 0) + 1
-    return counts
+    return dict(Counter(action["action"] for action in actions))
 
 
 def held_back(actions, hold):

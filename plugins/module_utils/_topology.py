@@ -29,7 +29,7 @@ import ipaddress
 import re
 from typing import NamedTuple, Optional
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import check_settings
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import HOSTNAME, check_settings
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import DATAPLANES, DEFAULT_DATAPLANE
 
 DEFAULT_NETWORK = "ambassador"
@@ -58,24 +58,17 @@ MOVES = ("make_before_break", "stop_first")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 
 
-class Problem(object):
+class Problem(NamedTuple):
     """One thing wrong with the topology: where, what, and how to fix it."""
 
-    __slots__ = ("path", "message", "fix")
-
-    def __init__(self, path, message, fix):
-        self.path = path
-        self.message = message
-        self.fix = fix
+    path: str
+    message: str
+    fix: str
 
     def __str__(self):
         return "%s: %s. Fix: %s." % (self.path, self.message, self.fix)
-
-    def __repr__(self):
-        return "Problem(%r)" % str(self)
 
 
 class TopologyError(ValueError):
@@ -85,7 +78,7 @@ class TopologyError(ValueError):
         self.problems = list(problems)
         lines = ["the ambassador topology is invalid (%d problem%s); nothing was changed on any host:"
                  % (len(self.problems), "" if len(self.problems) == 1 else "s")]
-        lines.extend("  - %s" % p for p in self.problems)
+        lines.extend("  - %s" % (p,) for p in self.problems)
         super(TopologyError, self).__init__("\n".join(lines))
 
 
@@ -342,7 +335,7 @@ def _advertise_address(host, addr):
     if not isinstance(addr, str):
         return None, [Problem(path, "%r is not an address" % (addr,), "use an IP address or a DNS name")]
     ip = _ip(addr)
-    if ip is None and not _HOSTNAME.match(addr):
+    if ip is None and not HOSTNAME.match(addr):
         return None, [Problem(path, "%r is neither an IP address nor a DNS name" % addr,
                               "use an IP address or a DNS name")]
     if ip is not None and (ip.is_unspecified or ip.is_multicast):

@@ -281,6 +281,7 @@ class Reconciler(object):
     def __init__(self, module):
         self.module = module
         self.plan = module.params["plan"]
+        self.kinds = dict((ct["name"], ct["kind"]) for ct in self.plan["containers"])
         self.where = "host %s" % self.plan["host"]
         self.done = []
         self.undo = []
@@ -433,7 +434,7 @@ class Reconciler(object):
                     engine.start(container_id, name)
                     undone.append("started %s again" % name)
                     continue
-                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self._kind_of(name)))
+                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self.kinds.get(name)))
                 ids.pop(name, None)
                 if what == "restore" and self.before.get(name):
                     ids[name] = engine.create(self.before[name])
@@ -444,12 +445,6 @@ class Reconciler(object):
                 undone.append("could not undo %s (%s)" % (name, exc))
         self.undo = []
         return undone
-
-    def _kind_of(self, name):
-        for ct in self.plan["containers"]:
-            if ct["name"] == name:
-                return ct["kind"]
-        return None
 
     def _wait_ready(self, engine, steps, ids):
         """A service container and a provider-side ambassador that this step created, recreated or
