@@ -93,9 +93,9 @@ def ambassador_name(service):
 
 def _type_name(value):
     """The plain type name of a value (Ansible hands over its own subclasses of list, str...)."""
-    for kind in (bool, int, float, str, list, dict):
-        if isinstance(value, kind):
-            return kind.__name__
+    for plain in (bool, int, float, str, list, dict):
+        if isinstance(value, plain):
+            return plain.__name__
     return type(value).__name__
 
 

@@ -171,11 +171,11 @@ def test_containers_lists_every_container_with_its_labels_and_state(engine):
 
 def test_an_image_the_engine_lacks_is_missing_not_an_error_and_a_network_is_matched_exactly(engine):
     engine.answers[("GET", "/networks")] = (200, [{"Name": "ambassador-old"}, {"Name": "ambassador", "Id": "n1"}])
-    host = Engine(engine.url)
-    assert host.has_image("crosshost-lab/socat:1") is False
-    assert host.network("ambassador") == {"Name": "ambassador", "Id": "n1"}
+    client = Engine(engine.url)
+    assert client.has_image("crosshost-lab/socat:1") is False
+    assert client.network("ambassador") == {"Name": "ambassador", "Id": "n1"}
     engine.answers[("GET", "/networks")] = (200, [{"Name": "ambassador-old"}])
-    assert host.network("ambassador") is None
+    assert client.network("ambassador") is None
 
 
 def test_an_engine_that_does_not_answer_is_named_in_the_error():
