@@ -52,9 +52,7 @@ class ActionModule(ControllerAction):
             problems = [] if self._bool(args.get("allow_partial")) else partial_run_problems(
                 topology.get("service_hosts") or {}, pending, play_hosts_all)
             if problems:
-                result.update(failed=True, problems=problems,
-                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
-                return result
+                return self.refuse(result, problems)
             result.update(changes=any(pending.values()),
                           stop=any((d.get("pending") or {}).get("stop") for d in decided.values()))
         return result

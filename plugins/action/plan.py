@@ -110,9 +110,7 @@ class ActionModule(ControllerAction):
                                           _strategy(self._task),
                                           dict((k, task_vars[k]) for k in JOB_VARIABLES if k in task_vars))
             if problems:
-                result.update(failed=True, problems=problems,
-                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
-                return result
+                return self.refuse(result, problems)
         summary = {}
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,

@@ -60,8 +60,8 @@ def _version(text):
     return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
-def sdk_failure(missing_message, where=None):
-    """What a module passes to ``fail_json`` when the Docker SDK cannot be used here, or None.
+def require_sdk(module, missing_message, where=None):
+    """Fail ``module`` (an ``AnsibleModule``) when the Docker SDK cannot be used here.
 
     :param missing_message: what to say when the SDK is not installed at all (Ansible's
         ``missing_required_lib("docker")``; this file imports nothing of Ansible).
@@ -69,10 +69,9 @@ def sdk_failure(missing_message, where=None):
     """
     problem = sdk_problem()
     if problem:
-        return {"msg": "%s: %s" % (where, problem) if where else problem}
+        module.fail_json(msg="%s: %s" % (where, problem) if where else problem)
     if not HAS_DOCKER:
-        return {"msg": missing_message, "exception": DOCKER_IMPORT_ERROR}
-    return None
+        module.fail_json(msg=missing_message, exception=DOCKER_IMPORT_ERROR)
 
 
 def sdk_problem():

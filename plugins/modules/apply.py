@@ -212,7 +212,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
-    EngineError, connect, sdk_failure)
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise, updates_restart_policy)
@@ -509,9 +509,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"), where="host %s" % module.params["plan"]["host"])
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"), where="host %s" % module.params["plan"]["host"])
     Reconciler(module).run()
 
 

@@ -95,7 +95,7 @@ waited_for:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
-    EngineError, connect, sdk_failure)
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, acquire, release
 
 
@@ -111,9 +111,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"))
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"))
     params, plan = module.params, module.params["plan"]
     where = "host %s (Docker engine at %s)" % (plan.get("host"), (plan.get("docker") or {}).get("host") or "the default")
     result = {"changed": False, "acquired": False, "waited": 0.0, "waited_for": None}

@@ -163,7 +163,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
-    EngineError, connect, sdk_failure)
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
@@ -190,9 +190,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"))
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"))
     p = module.params
     provider_settings = None
     if p["provider_docker"] is not None:

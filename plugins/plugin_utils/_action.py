@@ -22,6 +22,13 @@ class ControllerAction(ActionBase):
         del tmp
         return self.act(self._task.args, task_vars or {}, result)
 
+    @staticmethod
+    def refuse(result, problems):
+        """``result`` failed for ``problems``, sentences that say why nothing was changed."""
+        result.update(failed=True, problems=problems, msg="crosshost.ambassador: nothing was changed: %s."
+                      % "; ".join(problems))
+        return result
+
     def act(self, args, task_vars, result):
         """Fill in and return ``result`` (the task's result so far) from ``args`` and ``task_vars``."""
         raise NotImplementedError
