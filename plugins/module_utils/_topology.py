@@ -138,10 +138,11 @@ def _string_list(path, value, what):
     if isinstance(value, str) or not isinstance(value, list):
         return [], [Problem(path, "must be a list of %s, got %s" % (what, _type_name(value)),
                             "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))]
-    good = [isinstance(item, str) and bool(item) for item in value]
-    return ([item for item, ok in zip(value, good) if ok],
-            [Problem("%s[%d]" % (path, i), "%r is not a %s" % (item, what), "use a non-empty string")
-             for i, (item, ok) in enumerate(zip(value, good)) if not ok])
+    bad = [i for i, item in enumerate(value) if not isinstance(item, str) or not item]
+    if not bad:
+        return list(value), []
+    return ([item for i, item in enumerate(value) if i not in bad],
+            [Problem("%s[%d]" % (path, i), "%r is not a %s" % (value[i], what), "use a non-empty string") for i in bad])
 
 
 def _service_host_problems(path, host, known_hosts):
@@ -549,16 +550,25 @@ def _services(services, known, groups, tls, dataplane):
 def _consumed(host, hv, services):
     """``(the services that ``ambassador_consumes`` of ``host`` names, problems)``."""
     names, problems = _string_list("%s: ambassador_consumes" % host, hv.get("consumes"), "service name")
-    return set(name for name in names if name in services), problems + [
-        Problem("%s: ambassador_consumes[%d]" % (host, i), "service %r is not defined in ambassador_services" % name,
-                "define %s in ambassador_services, or remove it from ambassador_consumes" % name)
-        for i, name in enumerate(names) if name not in services]
+    wanted = set()
+    for i, name in enumerate(names):
+        if name in services:
+            wanted.add(name)
+        else:
+            problems.append(Problem("%s: ambassador_consumes[%d]" % (host, i), "service %r is not defined in "
+                                    "ambassador_services" % name, "define %s in ambassador_services, or remove it "
+                                    "from ambassador_consumes" % name))
+    return wanted, problems
+
+
+_NO_LINKS = {"remote_consumers": (), "address": None, "allow": ()}  # a service consumed on its own host only
 
 
 def _connections(services, hosts, consumers_of):
-    """What connections across hosts need, checked: ``(service -> {address: its provider's advertise address,
-    allow: the source addresses of its remote consumers}, host -> its bind address, problems)``. Only the
-    hosts of services with remote consumers need addresses; each host's are checked once."""
+    """What connections across hosts need, checked: ``(service -> {remote_consumers: its consumers on other
+    hosts, address: its provider's advertise address, allow: their source addresses}, host -> its bind
+    address, problems)``. Only the hosts of services with remote consumers need addresses; each host's are
+    checked once."""
     advertise, bind, sources, problems = {}, {}, {}, []
     published_on, found = {}, {}
     for name in sorted(services):
@@ -584,7 +594,8 @@ def _connections(services, hosts, consumers_of):
                 problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
                                         "published for service %r" % (svc["protocol"], port, provider, clash),
                                         "give one of the two services another published port"))
-        found[name] = {"address": advertise[provider], "allow": tuple(sources[c] for c in remote)}
+        found[name] = {"address": advertise[provider], "allow": tuple(sources[c] for c in remote),
+                       "remote_consumers": tuple(remote)}
     return found, bind, problems
 
 
@@ -654,8 +665,7 @@ def validate(services, hosts, groups=None, known_hosts=None, tls=False, placemen
         protocol=svc["protocol"], image=svc["image"], command=svc["command"], env=svc["env"],
         volumes=tuple(svc["volumes"]), container=svc["container"], tls=svc["tls"], dataplane=svc["dataplane"],
         move=svc["move"], consumers=tuple(sorted(consumers_of[name])),
-        remote_consumers=tuple(sorted(h for h in consumers_of[name] if h != svc["host"])),
-        **links.get(name, {"address": None, "allow": ()}))) for name, svc in sorted(normalised.items()))
+        **links.get(name, _NO_LINKS))) for name, svc in sorted(normalised.items()))
     provided = {}
     for name in sorted(records):
         provided.setdefault(records[name].host, []).append(name)
