@@ -52,7 +52,7 @@ def measure(n_hosts, n_services, repeat):
         json.dumps(plans)
         dump_s.append(time.perf_counter() - start)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ambassadors = sum(1 for p in plans.values() for c in p["containers"] if c["role"] == "ambassador")
+    ambassadors = sum(1 for p in plans.values() for c in p["containers"] if c["kind"] == "ambassador")
     consumer_side = sum(1 for p in plans.values() for c in p["containers"] if c.get("side") == "consumer")
     plans = None
     gc.collect()

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import (
     held_services, hosts_to_change, partial_run_problems)
+from ansible_collections.crosshost.ambassador.plugins.plugin_utils._action import ControllerAction
 
 
 def _result(hostvars, host, name):
@@ -24,16 +23,10 @@ def _plan(hostvars, host):
     return json.loads(text) if text else {}
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
     _VALID_ARGS = frozenset(("check", "decided", "topology", "allow_partial"))
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args, task_vars, result):
         hostvars = task_vars["hostvars"]
         play_hosts_all = list(task_vars.get("ansible_play_hosts_all") or [])
         alive = set(task_vars.get("ansible_play_hosts") or [])
@@ -60,9 +53,7 @@ class ActionModule(ActionBase):
             problems = [] if self._bool(args.get("allow_partial")) else partial_run_problems(
                 topology.get("service_hosts") or {}, pending, play_hosts_all)
             if problems:
-                result.update(failed=True, problems=problems,
-                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
-                return result
+                return self.refuse(result, problems)
             result.update(changes=any(pending.values()),
                           stop=any((d.get("pending") or {}).get("stop") for d in decided.values()),
                           hosts=hosts_to_change(topology.get("service_hosts") or {}, pending,

@@ -12,12 +12,11 @@ import socket
 import time
 import uuid
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import VARIABLES as CONNECTION_VARIABLES
 from ansible_collections.crosshost.ambassador.plugins.module_utils._gate import run_shape_problems
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
+from ansible_collections.crosshost.ambassador.plugins.plugin_utils._action import ControllerAction
 
 # Inventory variable -> key of the planner's per-host settings.
 HOST_VARIABLES = (
@@ -28,7 +27,6 @@ HOST_VARIABLES = (
     ("ambassador_network", "network"),
     ("ambassador_image", "image"),
     ("ambassador_kernel_image", "kernel_image"),
-    ("ambassador_docker_host", "docker_host"),
     ("ambassador_tls_dir", "tls_dir"),
 )
 
@@ -67,25 +65,26 @@ def _strategy(task):
     return None
 
 
-def _default_address(hostvars):
-    """ansible_host, else the gathered default IPv4 address, else None."""
-    ansible_host = hostvars.get("ansible_host")
-    if ansible_host:
-        return ansible_host
-    facts = hostvars.get("ansible_facts") or {}
-    return (facts.get("default_ipv4") or {}).get("address")
+def host_settings(hv):
+    """One host's settings for the planner (``_topology.validate``), from its variables ``hv``. Each
+    is read once: a read templates it."""
+    values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
+    entry = dict((key, value) for key, value in values if value is not None)
+    connection = ((key, hv.get(var)) for var, key in CONNECTION_VARIABLES)
+    entry["docker"] = dict((key, value) for key, value in connection if value is not None)
+    # The module runs on this machine: the TLS files it will read must be here.
+    entry["local"] = hv.get("ansible_connection") == "local"
+    if not entry.get("advertise_address"):
+        # ansible_host, else the gathered default IPv4 address, else None.
+        facts = hv.get("ansible_facts") or {}
+        entry["advertise_address"] = hv.get("ansible_host") or (facts.get("default_ipv4") or {}).get("address")
+    return entry
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
     _VALID_ARGS = frozenset(("services", "hosts", "tls", "placement", "dataplane", "as_json", "apply"))
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args, task_vars, result):
         hostvars = task_vars["hostvars"]
         groups = dict((name, list(members)) for name, members in task_vars["groups"].items())
 
@@ -102,16 +101,7 @@ class ActionModule(ActionBase):
             if host not in hostvars:
                 result.update(failed=True, msg="plan: hosts: %s is not an inventory host. Fix: list inventory hosts only." % host)
                 return result
-            hv = hostvars[host]  # each read templates the variable: read each once
-            values = ((key, hv.get(var)) for var, key in HOST_VARIABLES)
-            entry = dict((key, value) for key, value in values if value is not None)
-            connection = ((key, hv.get(var)) for var, key in CONNECTION_VARIABLES if key != "host")
-            entry["docker"] = dict((key, value) for key, value in connection if value is not None)
-            # The module runs on this machine: the TLS files it will read must be here.
-            entry["local"] = hv.get("ansible_connection") == "local"
-            if not entry.get("advertise_address"):
-                entry["advertise_address"] = _default_address(hv)
-            settings[host] = entry
+            settings[host] = host_settings(hostvars[host])
 
         if args.get("apply"):
             # The plan is for applying it to the play's hosts as a whole: refuse plays that cannot,
@@ -120,9 +110,7 @@ class ActionModule(ActionBase):
                                           _strategy(self._task),
                                           dict((k, task_vars[k]) for k in JOB_VARIABLES if k in task_vars))
             if problems:
-                result.update(failed=True, problems=problems,
-                              msg="crosshost.ambassador: nothing was changed: %s." % "; ".join(problems))
-                return result
+                return self.refuse(result, problems)
         summary = {}
         try:
             plans = plan_topology(services, settings, groups=groups, known_hosts=groups.get("all", hosts), tls=tls,
@@ -151,7 +139,7 @@ class ActionModule(ActionBase):
             summary={
                 "hosts": len(plans),
                 "services": len(services),
-                "ambassadors": sum(1 for p in plans.values() for c in p["containers"] if c["role"] == "ambassador"),
+                "ambassadors": sum(1 for p in plans.values() for c in p["containers"] if c["kind"] == "ambassador"),
             },
         )
         return result

@@ -7,23 +7,17 @@ from __future__ import annotations
 
 import os
 
-from ansible.plugins.action import ActionBase
-
+from ansible_collections.crosshost.ambassador.plugins.plugin_utils._action import ControllerAction
 from ansible_collections.crosshost.ambassador.plugins.plugin_utils._pki import (
     HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR, PKIError, ensure_ca, ensure_host, fingerprint)
 
 DEFAULT_PKI_DIR = "~/.ansible/crosshost.ambassador/pki"
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
     _VALID_ARGS = frozenset(("hosts", "pki_dir", "ca_cert", "ca_key"))
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = self._task.args
+    def act(self, args, task_vars, result):
         if not HAS_CRYPTOGRAPHY:
             result.update(failed=True, msg="tls: the Python library cryptography is needed on the controller "
                           "(pip install cryptography)", exception=CRYPTOGRAPHY_IMPORT_ERROR)

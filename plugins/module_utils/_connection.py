@@ -51,7 +51,7 @@ CERT_PATH_FILES = (("ca_path", "ca.pem"), ("client_cert", "cert.pem"), ("client_
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(\S+)$")
 _API_VERSION = re.compile(r"^(auto|1\.[0-9]{1,3})$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 def scheme(url):
@@ -96,7 +96,7 @@ def check_settings(settings, file_exists=None):
         have, lack = ("client_cert", "client_key") if docker["client_key"] is None else ("client_key", "client_cert")
         bad(lack, "is not set, but %s is" % VARIABLE[have], "set both, the client certificate and its key, or neither")
     hostname = docker["tls_hostname"]
-    if hostname is not None and (not isinstance(hostname, str) or not _HOSTNAME.match(hostname)):
+    if hostname is not None and (not isinstance(hostname, str) or not HOSTNAME.match(hostname)):
         bad("tls_hostname", "%r is not a host name" % (hostname,), "use the name in the engine's certificate")
     version = docker["api_version"]
     if version is not None and (not isinstance(version, str) or not _API_VERSION.match(version)):
@@ -123,7 +123,7 @@ def resolve(docker, environ, home="~"):
     Each unset setting comes from the environment as the Docker CLI reads it: the URL from
     ``DOCKER_HOST`` (else the local socket); TLS from ``DOCKER_TLS_VERIFY`` and
     ``DOCKER_CERT_PATH`` (``ca.pem``, ``cert.pem``, ``key.pem``; default ``~/.docker``);
-    ``DOCKER_TLS_HOSTNAME``, ``DOCKER_API_VERSION``. Returns a dict: ``url``, ``tls`` (None, or
+    ``DOCKER_TLS_HOSTNAME``, ``DOCKER_API_VERSION``. Returns a dict: ``engine_url``, ``tls`` (None, or
     ``verify``, ``ca_cert``, ``client_cert``, ``client_key``, ``hostname``), ``version``,
     ``use_ssh_client`` and ``sources`` (setting -> ``inventory`` or the environment variable).
     """
@@ -173,4 +173,4 @@ def resolve(docker, environ, home="~"):
     if ssh_client is None:
         # The OpenSSH client, with the user's ~/.ssh/config (and `docker system dial-stdio` on the host).
         ssh_client = kind == "ssh"
-    return {"url": url, "tls": tls, "version": version, "use_ssh_client": bool(ssh_client), "sources": sources}
+    return {"engine_url": url, "tls": tls, "version": version, "use_ssh_client": bool(ssh_client), "sources": sources}

@@ -8,7 +8,7 @@
 Plain data, no Ansible, no Docker. The planner (``_plan``) fills every field with
 :func:`planned_container`; the decision (``_reconcile``) compares the :func:`spec` of
 a planned container with the one stored on the engine; the Docker wrapper
-(``_docker_host``) creates a container from a spec. A field is added here once, and
+(``_engine``) creates a container from a spec. A field is added here once, and
 all three see it.
 """
 
@@ -39,7 +39,7 @@ def _published(value):
 # The spec (these fields, normalised) is stored in a label of the container; its hash in another.
 FIELDS = {
     "name": (None, _same),
-    "role": (None, _same),  # service, or ambassador
+    "kind": (None, _same),  # service, or ambassador
     "side": (None, _same),  # an ambassador's: provider (with the service) or consumer
     "service": (None, _same),
     "image": (None, _same),
@@ -70,6 +70,11 @@ PLAN_FIELDS = {
 # The spec also records which TLS files a container with tls mounts (the fingerprint that
 # crosshost.ambassador.tls returns for the run), so that new files recreate it.
 SPEC_KEYS = tuple(FIELDS) + ("tls_fingerprint",)
+# Fields stored on the engine under an older name: a container's kind is "role" in the stored spec
+# (and its label crosshost.ambassador.role), as every release wrote it. Renaming it there would change
+# the spec hash of every container, and recreate them all on upgrade.
+_STORED_AS = {"kind": "role"}
+_FROM_STORED = dict((stored, key) for key, stored in _STORED_AS.items())
 _DEFAULTS = dict((key, default) for key, (default, _n) in tuple(FIELDS.items()) + tuple(PLAN_FIELDS.items()))
 _EMPTY = dict((key, type(default)) for key, default in _DEFAULTS.items() if isinstance(default, (list, dict)))
 
@@ -95,3 +100,13 @@ def spec(planned, tls_fingerprint=None):
     found = dict((key, normalise(planned.get(key, default))) for key, (default, normalise) in FIELDS.items())
     found["tls_fingerprint"] = tls_fingerprint if planned.get("tls") else None
     return found
+
+
+def stored(values):
+    """A spec as it is stored on the engine (its label and hash): the one place that maps :data:`_STORED_AS`."""
+    return dict((_STORED_AS.get(key, key), value) for key, value in values.items())
+
+
+def from_stored(found):
+    """The spec stored on a container (:func:`stored`), back in this table's names."""
+    return dict((_FROM_STORED.get(key, key), value) for key, value in found.items())

@@ -14,7 +14,7 @@ removes it (auto-remove). So a lock lives on the engines themselves (it works wi
 number of controllers, which AWX execution nodes are), and a holder that died (killed, its
 controller lost) stops blocking others within one lease.
 
-Nothing here imports Docker: ``engine`` is a :class:`._docker_host.DockerHost` or anything with
+Nothing here imports Docker: ``engine`` is a :class:`._engine.Engine` or anything with
 its ``inspect``, ``create_lock``, ``signal`` and ``remove`` methods (the unit tests use a fake).
 """
 

@@ -92,7 +92,7 @@ def _ambassador(svc, side, process, host, image, **values):
         values["volumes"] = ["%s:%s:ro" % (host.tls_dir, TLS_MOUNT)]
     values.update(process)
     values.update(KERNEL_HARDENING if svc.dataplane == "kernel" else AMBASSADOR_HARDENING)
-    return planned_container(name=ambassador_name(svc.name), role="ambassador", side=side, service=svc.name,
+    return planned_container(name=ambassador_name(svc.name), kind="ambassador", side=side, service=svc.name,
                              dataplane=svc.dataplane, image=image, network=host.network, **values)
 
 
@@ -131,7 +131,7 @@ def _host_plan(host, services, shared):
         image = host.kernel_image if svc.dataplane == "kernel" else host.image
         side = ambassador_side(svc, host.name, host.consumes)
         if svc.host == host.name and svc.image is not None:
-            containers.append(planned_container(name=name, role="service", service=name, image=svc.image,
+            containers.append(planned_container(name=name, kind="service", service=name, image=svc.image,
                                                 command=svc.command, env=svc.env, volumes=list(svc.volumes),
                                                 network=host.network))
         if side == "provider":
@@ -147,7 +147,7 @@ def _host_plan(host, services, shared):
             environment.update(shared["links", name])
     return {
         "host": host.name,
-        "docker_host": host.docker["host"],
+        "docker_host": host.docker["host"],  # ambassador_docker_host, as the plan was always documented
         "docker": host.docker,
         "network": host.network,
         "containers": containers,

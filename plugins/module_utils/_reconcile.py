@@ -5,7 +5,7 @@
 # Private to crosshost.ambassador: not for use by other collections.
 """Decide what to do on one Docker host: plain functions, no Docker, no Ansible.
 
-The engine side (``_docker_host``) reports what exists; :func:`decide` compares it
+The engine side (``_engine``) reports what exists; :func:`decide` compares it
 with the host's planned containers and returns the actions, each with its reason.
 A container is recreated only when the hash of its spec changed; the spec itself
 is stored in a label so that a diff can show exactly what changed.
@@ -14,15 +14,17 @@ is stored in a label so that a diff can show exactly what changed.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import json
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._container import SPEC_KEYS, spec as container_spec
+from ansible_collections.crosshost.ambassador.plugins.module_utils._container import (
+    SPEC_KEYS, from_stored, spec as container_spec, stored)
 
 LABEL_PREFIX = "crosshost.ambassador."
 OWNER_LABEL = LABEL_PREFIX + "managed"
 HASH_LABEL = LABEL_PREFIX + "spec-hash"
 SPEC_LABEL = LABEL_PREFIX + "spec"
-ROLE_LABEL = LABEL_PREFIX + "role"
+KIND_LABEL = LABEL_PREFIX + "role"  # a container's kind, under the name it is stored with (_container.stored)
 SERVICE_LABEL = LABEL_PREFIX + "service"
 SIDE_LABEL = LABEL_PREFIX + "side"
 
@@ -31,25 +33,20 @@ STARTABLE_STATES = ("created", "exited", "dead")
 
 
 def _spec_text(spec):
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
-
-
-def _text_hash(text):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json.dumps(stored(spec), sort_keys=True, separators=(",", ":"))
 
 
 def spec_hash(spec):
-    return _text_hash(_spec_text(spec))
+    return hashlib.sha256(_spec_text(spec).encode("utf-8")).hexdigest()
 
 
 def labels_for(spec):
     """The labels that mark a container as ours and record its spec."""
-    text = _spec_text(spec)
     labels = {
         OWNER_LABEL: "true",
-        HASH_LABEL: _text_hash(text),
-        SPEC_LABEL: text,
-        ROLE_LABEL: spec["role"] or "",
+        HASH_LABEL: spec_hash(spec),
+        SPEC_LABEL: _spec_text(spec),
+        KIND_LABEL: spec["kind"] or "",
         SERVICE_LABEL: spec["service"] or "",
     }
     if spec.get("side"):
@@ -60,9 +57,10 @@ def labels_for(spec):
 def stored_spec(labels):
     """The spec recorded on an owned container, or None if it is unreadable."""
     try:
-        return json.loads(labels.get(SPEC_LABEL) or "null")
+        found = json.loads(labels.get(SPEC_LABEL) or "null")
     except ValueError:
         return None
+    return from_stored(found) if isinstance(found, dict) else None
 
 
 def spec_changes(before, after):
@@ -143,16 +141,16 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
     for name in sorted(owned):
         if name not in wanted:
             labels = owned[name].get("labels") or {}
-            role, service = labels.get(ROLE_LABEL), labels.get(SERVICE_LABEL)
-            if role == "service" and service in stop_first and owned[name].get("state") not in STARTABLE_STATES:
+            kind, service = labels.get(KIND_LABEL), labels.get(SERVICE_LABEL)
+            if kind == "service" and service in stop_first and owned[name].get("state") not in STARTABLE_STATES:
                 actions.append({"action": "stop", "kind": "container", "name": name, "id": owned[name]["id"],
-                                "role": role, "service": service,
+                                "container_kind": kind, "service": service,
                                 "reason": "moves stop-first: stopped before its new host starts it"})
             actions.append({"action": "remove", "kind": "container", "name": name, "id": owned[name]["id"],
-                            "role": role, "service": service,
+                            "container_kind": kind, "service": service,
                             "reason": "no longer in the plan for this host"})
     # Service containers first, so that ambassadors forward to something.
-    for spec in sorted(specs, key=lambda s: (s["role"] != "service", s["name"])):
+    for spec in sorted(specs, key=lambda s: (s["kind"] != "service", s["name"])):
         name = spec["name"]
         current = owned.get(name)
         if current is None:
@@ -239,7 +237,7 @@ def recreate_phase(spec, before):
     ``make`` (consumers elsewhere are about to switch to it), one that stops being provider-side
     goes with ``break`` (consumers elsewhere use it until they have switched), any other with
     ``switch``."""
-    if spec["role"] == "ambassador":
+    if spec["kind"] == "ambassador":
         if _side(spec) == "provider" and _side(before) != "provider":
             return "make"
         if _side(before) == "provider" and _side(spec) != "provider":
@@ -287,11 +285,11 @@ def replace_side_by_side(spec, before):
     """Whether a recreated container may run beside its old self for a moment (new one first,
     then the old one removed): ambassadors whose old and new selves publish no port in common
     (consumer-side ones, and an ambassador that turns from one side into the other)."""
-    return spec["role"] == "ambassador" and not (_published_keys(spec) & _published_keys(before))
+    return spec["kind"] == "ambassador" and not (_published_keys(spec) & _published_keys(before))
 
 
 def replace_method(spec, before, side_by_side=True):
-    """How a recreated container is replaced (``DockerHost.replace``): ``side_by_side`` (see
+    """How a recreated container is replaced (``Engine.replace``): ``side_by_side`` (see
     :func:`replace_side_by_side`) when the engine allows it, else ``stop_first`` (the old one is
     removed, then the new one made)."""
     return "side_by_side" if side_by_side and replace_side_by_side(spec, before) else "stop_first"
@@ -310,10 +308,7 @@ def updates_restart_policy(version):
 
 def summarise(actions):
     """Counts per action, e.g. ``{"create": 1, "remove": 2}``."""
-    counts = {}
-    for action in actions:
-        counts[action["action"]] = counts.get(action["action"], 0) + 1
-    return counts
+    return dict(Counter(action["action"] for action in actions))
 
 
 def held_back(actions, hold):
@@ -330,10 +325,10 @@ def resume_actions(existing, services):
     actions = []
     for c in sorted(existing, key=lambda c: c["name"]):
         labels = c.get("labels") or {}
-        if (labels.get(OWNER_LABEL) == "true" and labels.get(ROLE_LABEL) == "service"
+        if (labels.get(OWNER_LABEL) == "true" and labels.get(KIND_LABEL) == "service"
                 and labels.get(SERVICE_LABEL) in set(services or ()) and c.get("state") in STARTABLE_STATES):
             actions.append({"action": "start", "kind": "container", "name": c["name"], "id": c["id"],
-                            "service": labels.get(SERVICE_LABEL), "role": "service",
+                            "service": labels.get(SERVICE_LABEL), "container_kind": "service",
                             "reason": "its move was called off: the old place serves again"})
     return actions
 

@@ -115,7 +115,7 @@ def render_dot(plans, actions=None, title=None):
         for name in sorted(planned):
             ct = planned[name]
             action = done.get(name)
-            if ct["role"] == "service":
+            if ct["kind"] == "service":
                 label = "%s\nservice, image %s" % (name, ct["image"])
                 fill = SERVICE_COLOUR
             elif ct.get("side") == "provider":
@@ -128,7 +128,7 @@ def render_dot(plans, actions=None, title=None):
                 label += "\n[%s]" % action
             lines.append("    %s %s;" % (_node_id(host, name), _attrs(
                 label=label, fillcolor=ACTION_COLOURS.get(action, fill),
-                shape="box3d" if ct["role"] == "service" else "box")))
+                shape="box3d" if ct["kind"] == "service" else "box")))
         # A provider-side ambassador forwarding to a container the user runs.
         for ct in plan["containers"]:
             target = ct.get("target")

@@ -29,7 +29,7 @@ import ipaddress
 import re
 from typing import NamedTuple, Optional
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import check_settings
+from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import HOSTNAME, check_settings
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import DATAPLANES, DEFAULT_DATAPLANE
 
 DEFAULT_NETWORK = "ambassador"
@@ -58,24 +58,17 @@ MOVES = ("make_before_break", "stop_first")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 
 
-class Problem(object):
+class Problem(NamedTuple):
     """One thing wrong with the topology: where, what, and how to fix it."""
 
-    __slots__ = ("path", "message", "fix")
-
-    def __init__(self, path, message, fix):
-        self.path = path
-        self.message = message
-        self.fix = fix
+    path: str
+    message: str
+    fix: str
 
     def __str__(self):
         return "%s: %s. Fix: %s." % (self.path, self.message, self.fix)
-
-    def __repr__(self):
-        return "Problem(%r)" % str(self)
 
 
 class TopologyError(ValueError):
@@ -85,7 +78,7 @@ class TopologyError(ValueError):
         self.problems = list(problems)
         lines = ["the ambassador topology is invalid (%d problem%s); nothing was changed on any host:"
                  % (len(self.problems), "" if len(self.problems) == 1 else "s")]
-        lines.extend("  - %s" % p for p in self.problems)
+        lines.extend("  - %s" % (p,) for p in self.problems)
         super(TopologyError, self).__init__("\n".join(lines))
 
 
@@ -98,19 +91,11 @@ def ambassador_name(service):
     return service + AMBASSADOR_SUFFIX
 
 
-class _Collector(object):
-    def __init__(self):
-        self.problems = []
-
-    def add(self, path, message, fix):
-        self.problems.append(Problem(path, message, fix))
-
-
-def _kind(value):
+def _type_name(value):
     """The plain type name of a value (Ansible hands over its own subclasses of list, str...)."""
-    for kind in (bool, int, float, str, list, dict):
-        if isinstance(value, kind):
-            return kind.__name__
+    for plain in (bool, int, float, str, list, dict):
+        if isinstance(value, plain):
+            return plain.__name__
     return type(value).__name__
 
 
@@ -123,186 +108,177 @@ def _bool(value):
     return None
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_port(c, path, value):
-    if not _is_int(value):
-        c.add(path, "%r is not a port number (%s)" % (value, _kind(value)),
-              "use an integer from 1 to 65535, without quotes")
-        return False
+def _port_problem(path, value):
+    """What is wrong with a port number, or None."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return Problem(path, "%r is not a port number (%s)" % (value, _type_name(value)),
+                       "use an integer from 1 to 65535, without quotes")
     if not 1 <= value <= 65535:
-        c.add(path, "%d is out of range" % value, "use an integer from 1 to 65535")
-        return False
-    return True
+        return Problem(path, "%d is out of range" % value, "use an integer from 1 to 65535")
+    return None
 
 
-def _port_list(c, path, value, what):
-    """A port or a list of ports as a list of ints, or None after recording problems."""
-    items = value if isinstance(value, list) else [value]
+def _port_list(path, value, what):
+    """A port or a list of ports: ``(list of ints, [])``, or ``(None, problems)``."""
     if isinstance(value, list) and not value:
-        c.add(path, "the list of %s is empty" % what, "list at least one port, or remove the key")
-        return None
-    # Check every port (a list, not a generator: each problem is recorded, not only the first).
-    checks = [_check_port(c, "%s[%d]" % (path, i) if isinstance(value, list) else path, v) for i, v in enumerate(items)]
-    ok = all(checks)
-    if ok and len(set(items)) != len(items):
-        c.add(path, "%s %s are listed more than once" % (what, sorted(set(p for p in items if items.count(p) > 1))),
-              "list each port once")
-        return None
-    return items if ok else None
+        return None, [Problem(path, "the list of %s is empty" % what, "list at least one port, or remove the key")]
+    items = value if isinstance(value, list) else [value]
+    problems = [p for p in (_port_problem("%s[%d]" % (path, i) if isinstance(value, list) else path, v)
+                            for i, v in enumerate(items)) if p]
+    if not problems and len(set(items)) != len(items):
+        problems.append(Problem(path, "%s %s are listed more than once"
+                                % (what, sorted(set(p for p in items if items.count(p) > 1))), "list each port once"))
+    return (None, problems) if problems else (items, [])
 
 
-def _string_list(c, path, value, what):
+def _string_list(path, value, what):
+    """``(the non-empty strings of a list, problems)``; None is an empty list."""
     if value is None:
-        return []
+        return [], []
     if isinstance(value, str) or not isinstance(value, list):
-        c.add(path, "must be a list of %s, got %s" % (what, _kind(value)),
-              "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))
-        return []
-    out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            c.add("%s[%d]" % (path, i), "%r is not a %s" % (item, what), "use a non-empty string")
-        else:
-            out.append(item)
-    return out
+        return [], [Problem(path, "must be a list of %s, got %s" % (what, _type_name(value)),
+                            "write a YAML list, e.g. [%s]" % ("name" if isinstance(value, str) else "..."))]
+    bad = [i for i, item in enumerate(value) if not isinstance(item, str) or not item]
+    if not bad:
+        return list(value), []
+    return ([item for i, item in enumerate(value) if i not in bad],
+            [Problem("%s[%d]" % (path, i), "%r is not a %s" % (value[i], what), "use a non-empty string") for i in bad])
 
 
-def _normalise_service(c, name, spec, known_hosts, groups, default_dataplane):
-    """Validate one service; return its normalised form or None."""
-    path = "ambassador_services.%s" % name
-    if not isinstance(spec, dict):
-        c.add(path, "must be a mapping of settings, got %s" % _kind(spec),
-              "write e.g. {host: host2, port: 6379}")
-        return None
-    before = len(c.problems)
-    unknown = sorted(k for k in spec if k not in SERVICE_KEYS)
-    for key in unknown:
-        c.add("%s.%s" % (path, key), "unknown setting", "use only %s" % ", ".join(sorted(SERVICE_KEYS)))
-
-    host = spec.get("host")
+def _service_host_problems(path, host, known_hosts):
     if host is None:
-        c.add(path + ".host", "is required (the inventory host the service runs on)", "set host: <inventory hostname>")
-    elif not isinstance(host, str):
-        c.add(path + ".host", "%r is not a host name" % (host,), "set host: <inventory hostname>")
-    elif host not in known_hosts:
-        c.add(path + ".host", "host %r is not in the inventory" % host,
-              "place the service on one of the inventory's hosts, or add %s to the inventory" % host)
+        return [Problem(path + ".host", "is required (the inventory host the service runs on)",
+                        "set host: <inventory hostname>")]
+    if not isinstance(host, str):
+        return [Problem(path + ".host", "%r is not a host name" % (host,), "set host: <inventory hostname>")]
+    if host not in known_hosts:
+        return [Problem(path + ".host", "host %r is not in the inventory" % host,
+                        "place the service on one of the inventory's hosts, or add %s to the inventory" % host)]
+    return []
 
+
+def _service_ports(path, spec):
+    """``(ports, published, problems)`` of a service (None where they are wrong)."""
     if ("port" in spec) == ("ports" in spec):
-        c.add(path, "needs exactly one of port or ports (has %s)" % ("both" if "port" in spec else "neither"),
-              "set port: <int> for one port, or ports: [<int>, ...] for several")
-        ports = None
-    elif "ports" in spec:
-        ports = _port_list(c, path + ".ports", spec["ports"], "ports")
-    elif isinstance(spec["port"], list):
-        c.add(path + ".port", "is a list", "use ports: for a list, port: for a single integer")
-        ports = None
+        ports, problems = None, [Problem(path, "needs exactly one of port or ports (has %s)"
+                                         % ("both" if "port" in spec else "neither"),
+                                         "set port: <int> for one port, or ports: [<int>, ...] for several")]
+    elif isinstance(spec.get("port"), list):
+        ports, problems = None, [Problem(path + ".port", "is a list", "use ports: for a list, port: for a single integer")]
     else:
-        ports = _port_list(c, path + ".port", spec["port"], "ports")
+        key = "ports" if "ports" in spec else "port"
+        ports, problems = _port_list("%s.%s" % (path, key), spec[key], "ports")
+    if "published" not in spec:
+        return ports, None if ports is None else list(ports), problems
+    published, found = _port_list(path + ".published", spec["published"], "published ports")
+    if published is not None and ports is not None and len(published) != len(ports):
+        published, found = None, [Problem(path + ".published", "has %d port(s) for %d service port(s)"
+                                          % (len(published), len(ports)),
+                                          "give one published port per service port, in the same order")]
+    return ports, published, problems + found
 
-    published = None
-    if "published" in spec:
-        published = _port_list(c, path + ".published", spec["published"], "published ports")
-        if published is not None and ports is not None and len(published) != len(ports):
-            c.add(path + ".published", "has %d port(s) for %d service port(s)" % (len(published), len(ports)),
-                  "give one published port per service port, in the same order")
-            published = None
-    elif ports is not None:
-        published = list(ports)
 
-    protocol = spec.get("protocol", "tcp")
-    if protocol not in PROTOCOLS:
-        c.add(path + ".protocol", "%r is not a protocol" % (protocol,), "use tcp or udp")
-
-    image = spec.get("image")
+def _runtime(path, spec, image):
+    """How the collection runs a service's container (image, command, env, volumes), checked:
+    ``(its volumes, problems)``."""
+    problems = []
     if image is not None and (not isinstance(image, str) or not image.strip()):
-        c.add(path + ".image", "%r is not an image reference" % (image,), "use e.g. redis:7.2, or remove image")
-    for key in ("command", "env", "volumes", "move"):
-        if key in spec and image is None:
-            c.add("%s.%s" % (path, key), "is only used when the collection runs the service (image is set)",
-                  "set image, or remove %s" % key)
+        problems.append(Problem(path + ".image", "%r is not an image reference" % (image,),
+                                "use e.g. redis:7.2, or remove image"))
+    problems.extend(Problem("%s.%s" % (path, key), "is only used when the collection runs the service (image is set)",
+                            "set image, or remove %s" % key)
+                    for key in ("command", "env", "volumes", "move") if key in spec and image is None)
     command = spec.get("command")
     if command is not None and not (isinstance(command, str) or
                                     (isinstance(command, list) and all(isinstance(x, str) for x in command))):
-        c.add(path + ".command", "must be a string or a list of strings", "write e.g. [redis-server, --appendonly, 'yes']")
+        problems.append(Problem(path + ".command", "must be a string or a list of strings",
+                                "write e.g. [redis-server, --appendonly, 'yes']"))
     env = spec.get("env") or {}
     if not isinstance(env, dict):
-        c.add(path + ".env", "must be a mapping of variable names to values", "write e.g. {TZ: UTC}")
+        problems.append(Problem(path + ".env", "must be a mapping of variable names to values", "write e.g. {TZ: UTC}"))
         env = {}
-    else:
-        for key, value in env.items():
-            if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                c.add("%s.env.%s" % (path, key), "is not a valid variable name", "use letters, digits and _")
-            elif isinstance(value, (dict, list)) or value is None:
-                c.add("%s.env.%s" % (path, key), "must be a string or a number", "quote the value")
-    volumes = _string_list(c, path + ".volumes", spec.get("volumes"), "volume (source:/path[:mode])")
+    for key, value in env.items():
+        if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            problems.append(Problem("%s.env.%s" % (path, key), "is not a valid variable name", "use letters, digits and _"))
+        elif isinstance(value, (dict, list)) or value is None:
+            problems.append(Problem("%s.env.%s" % (path, key), "must be a string or a number", "quote the value"))
+    volumes, found = _string_list(path + ".volumes", spec.get("volumes"), "volume (source:/path[:mode])")
+    problems.extend(found)
     for i, vol in enumerate(volumes):
         parts = vol.split(":")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
-            c.add("%s.volumes[%d]" % (path, i), "%r is not source:/path[:mode]" % vol,
-                  "write e.g. redis-data:/data or /srv/redis:/data:ro")
+            problems.append(Problem("%s.volumes[%d]" % (path, i), "%r is not source:/path[:mode]" % vol,
+                                    "write e.g. redis-data:/data or /srv/redis:/data:ro"))
+    return volumes, problems
 
+
+def _consumer_hosts(path, name, refs, known_hosts, groups):
+    """``(the hosts that ``consumers`` names, directly or by group, problems)``."""
+    found, problems = _string_list(path + ".consumers", refs, "host or group name")
+    hosts = set()
+    for i, ref in enumerate(found):
+        if ref == name and ref not in groups and ref not in known_hosts:
+            problems.append(Problem("%s.consumers[%d]" % (path, i), "a service cannot consume itself",
+                                    "list the hosts or groups whose containers use %s" % name))
+        elif ref in groups:
+            hosts.update(groups[ref])
+        elif ref in known_hosts:
+            hosts.add(ref)
+        else:
+            problems.append(Problem("%s.consumers[%d]" % (path, i), "%r is neither an inventory host nor a group" % ref,
+                                    "name a host or group of the inventory"))
+    return hosts, problems
+
+
+def _service(name, spec, known_hosts, groups, default_dataplane):
+    """One service checked: ``(its normalised form, [])``, or ``(None, problems)``."""
+    path = "ambassador_services.%s" % name
+    if not isinstance(spec, dict):
+        return None, [Problem(path, "must be a mapping of settings, got %s" % _type_name(spec),
+                              "write e.g. {host: host2, port: 6379}")]
+    problems = [Problem("%s.%s" % (path, key), "unknown setting", "use only %s" % ", ".join(sorted(SERVICE_KEYS)))
+                for key in sorted(k for k in spec if k not in SERVICE_KEYS)]
+    problems += _service_host_problems(path, spec.get("host"), known_hosts)
+    ports, published, found = _service_ports(path, spec)
+    problems += found
+    protocol = spec.get("protocol", "tcp")
+    if protocol not in PROTOCOLS:
+        problems.append(Problem(path + ".protocol", "%r is not a protocol" % (protocol,), "use tcp or udp"))
+    image = spec.get("image")
+    volumes, found = _runtime(path, spec, image)
+    problems += found
     move = spec.get("move", "stop_first" if volumes else "make_before_break")
     if move not in MOVES:
-        c.add(path + ".move", "%r is not a way to move" % (move,),
-              "use make_before_break (the new place first) or stop_first (the old one stops first: for "
-              "services that keep data)")
-
+        problems.append(Problem(path + ".move", "%r is not a way to move" % (move,),
+                                "use make_before_break (the new place first) or stop_first (the old one stops first: "
+                                "for services that keep data)"))
     container = spec.get("container", name)
-    if "container" in spec:
-        if image is not None:
-            c.add(path + ".container", "cannot be combined with image (the collection names its service "
-                  "containers like the service)", "remove container, or remove image and run the container yourself")
-        elif not isinstance(container, str) or not _CONTAINER_NAME.match(container):
-            c.add(path + ".container", "%r is not a valid container name" % (container,),
-                  "use letters, digits, '_', '.' or '-', starting with a letter or digit")
-
+    if "container" in spec and image is not None:
+        problems.append(Problem(path + ".container", "cannot be combined with image (the collection names its service "
+                                "containers like the service)",
+                                "remove container, or remove image and run the container yourself"))
+    elif "container" in spec and (not isinstance(container, str) or not _CONTAINER_NAME.match(container)):
+        problems.append(Problem(path + ".container", "%r is not a valid container name" % (container,),
+                                "use letters, digits, '_', '.' or '-', starting with a letter or digit"))
     dataplane = spec.get("dataplane", default_dataplane)
     if dataplane not in DATAPLANES:
-        c.add(path + ".dataplane", "%r is not a data plane" % (dataplane,),
-              "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES))
-
-    given_tls = spec.get("tls")
-    tls = _bool(given_tls)
-    if given_tls is not None and tls is None:
-        c.add(path + ".tls", "%r is not true or false" % (given_tls,), "write tls: true or tls: false")
+        problems.append(Problem(path + ".dataplane", "%r is not a data plane" % (dataplane,),
+                                "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES)))
+    tls = _bool(spec.get("tls"))
+    if spec.get("tls") is not None and tls is None:
+        problems.append(Problem(path + ".tls", "%r is not true or false" % (spec.get("tls"),),
+                                "write tls: true or tls: false"))
     if tls and protocol == "udp":
-        c.add(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp")
-
-    consumer_hosts = set()
-    for i, ref in enumerate(_string_list(c, path + ".consumers", spec.get("consumers"), "host or group name")):
-        if ref == name and ref not in groups and ref not in known_hosts:
-            c.add("%s.consumers[%d]" % (path, i), "a service cannot consume itself",
-                  "list the hosts or groups whose containers use %s" % name)
-        elif ref in groups:
-            consumer_hosts.update(groups[ref])
-        elif ref in known_hosts:
-            consumer_hosts.add(ref)
-        else:
-            c.add("%s.consumers[%d]" % (path, i), "%r is neither an inventory host nor a group" % ref,
-                  "name a host or group of the inventory")
-
-    if len(c.problems) != before:
-        return None
-    return {
-        "name": name,
-        "host": host,
-        "ports": ports,
-        "published": published,
-        "protocol": protocol,
-        "image": image,
-        "command": command,
-        "env": dict((k, str(v)) for k, v in sorted(env.items())),
-        "volumes": volumes,
-        "container": container,
-        "consumer_hosts": consumer_hosts,
-        "tls": tls,
-        "dataplane": dataplane,
-        "move": move,
-    }
+        problems.append(Problem(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp"))
+    consumer_hosts, found = _consumer_hosts(path, name, spec.get("consumers"), known_hosts, groups)
+    problems += found
+    if problems:
+        return None, problems
+    return {"name": name, "host": spec["host"], "ports": ports, "published": published, "protocol": protocol,
+            "image": image, "command": spec.get("command"),
+            "env": dict((k, str(v)) for k, v in sorted((spec.get("env") or {}).items())),
+            "volumes": volumes, "container": container, "consumer_hosts": consumer_hosts,
+            "tls": tls, "dataplane": dataplane, "move": move}, []
 
 
 def _ip(value):
@@ -312,95 +288,88 @@ def _ip(value):
         return None
 
 
-def _provider_addresses(c, host, hv):
-    """(advertise address, bind address) of a host whose services have remote consumers."""
-    advertise = _check_address(c, host, hv)
+def _provider_addresses(host, hv):
+    """``(advertise address, bind address, problems)`` of a host whose services have remote consumers."""
+    advertise, problems = _advertise_address(host, hv.get("advertise_address"))
     bind = hv.get("bind_address")
     path = "%s: ambassador_bind_address" % host
     if bind is None or bind == "":
         if advertise is not None and _ip(advertise) is None:
-            c.add(path, "is not set and the advertise address %r is a name, not an IP, so there is no address to "
-                  "publish on" % advertise, "set ambassador_bind_address for %s to the IP of the interface other "
-                  "hosts reach (0.0.0.0 publishes on every interface)" % host)
-            return advertise, None
-        return advertise, advertise
+            return advertise, None, problems + [Problem(
+                path, "is not set and the advertise address %r is a name, not an IP, so there is no address to "
+                "publish on" % advertise, "set ambassador_bind_address for %s to the IP of the interface other "
+                "hosts reach (0.0.0.0 publishes on every interface)" % host)]
+        return advertise, advertise, problems
     if _ip(bind) is None:
-        c.add(path, "%r is not an IP address" % (bind,), "use the IP of an interface of %s, or 0.0.0.0 for all" % host)
-        return advertise, None
-    return advertise, bind
+        return advertise, None, problems + [Problem(path, "%r is not an IP address" % (bind,),
+                                                    "use the IP of an interface of %s, or 0.0.0.0 for all" % host)]
+    return advertise, bind, problems
 
 
-def _source_address(c, host, hv):
-    """The IP a consumer host's connections come from, for providers' allow-lists."""
+def _source_address(host, hv):
+    """``(the IP a consumer host's connections come from, for providers' allow-lists, problems)``."""
     source = hv.get("source_address")
     if source is None or source == "":
         advertise = hv.get("advertise_address")
         ip = _ip(advertise)
         if ip is not None and not ip.is_unspecified:
-            return advertise
-        c.add("%s: ambassador_source_address" % host, "is not set and the advertise address %r is not an IP, yet "
-              "%s consumes services of other hosts, whose ambassadors accept only their consumers' addresses"
-              % (advertise, host), "set ambassador_source_address (or ambassador_advertise_address) for %s to the "
-              "IP its connections to other hosts come from" % host)
-        return None
+            return advertise, []
+        return None, [Problem("%s: ambassador_source_address" % host, "is not set and the advertise address %r is not "
+                              "an IP, yet %s consumes services of other hosts, whose ambassadors accept only their "
+                              "consumers' addresses" % (advertise, host), "set ambassador_source_address (or "
+                              "ambassador_advertise_address) for %s to the IP its connections to other hosts come from"
+                              % host)]
     ip = _ip(source)
     if ip is None or ip.is_unspecified:
-        c.add("%s: ambassador_source_address" % host, "%r is not an IP address" % (source,),
-              "use the IP that %s's connections to other hosts come from" % host)
-        return None
-    return source
+        return None, [Problem("%s: ambassador_source_address" % host, "%r is not an IP address" % (source,),
+                              "use the IP that %s's connections to other hosts come from" % host)]
+    return source, []
 
 
-def _check_address(c, host, hv):
-    addr = hv.get("advertise_address")
+def _advertise_address(host, addr):
+    """``(the address other hosts reach ``host`` on, or None, problems)``."""
     path = "%s: ambassador_advertise_address" % host
     if addr is None or addr == "":
-        c.add(path, "is not set, and the host has no ansible_host or default IPv4 fact, yet its services "
-              "have consumers on other hosts", "set ambassador_advertise_address for %s to the address "
-              "other hosts reach it on" % host)
-        return None
+        return None, [Problem(path, "is not set, and the host has no ansible_host or default IPv4 fact, yet its "
+                              "services have consumers on other hosts", "set ambassador_advertise_address for %s to "
+                              "the address other hosts reach it on" % host)]
     if not isinstance(addr, str):
-        c.add(path, "%r is not an address" % (addr,), "use an IP address or a DNS name")
-        return None
+        return None, [Problem(path, "%r is not an address" % (addr,), "use an IP address or a DNS name")]
     ip = _ip(addr)
-    if ip is None:
-        if not _HOSTNAME.match(addr):
-            c.add(path, "%r is neither an IP address nor a DNS name" % addr, "use an IP address or a DNS name")
-            return None
-        return addr
-    if ip.is_unspecified or ip.is_multicast:
-        c.add(path, "%s cannot be connected to" % addr, "use the address other hosts reach %s on" % host)
-        return None
-    return addr
+    if ip is None and not HOSTNAME.match(addr):
+        return None, [Problem(path, "%r is neither an IP address nor a DNS name" % addr,
+                              "use an IP address or a DNS name")]
+    if ip is not None and (ip.is_unspecified or ip.is_multicast):
+        return None, [Problem(path, "%s cannot be connected to" % addr,
+                              "use the address other hosts reach %s on" % host)]
+    return addr, []
 
 
-def _host_settings(c, host, hv, file_exists=None):
-    """Check a host's own settings; return them as fields of its :class:`Host`."""
+def _host_settings(host, hv, file_exists=None):
+    """A host's own settings checked: ``(fields of its :class:`Host`, problems)``."""
+    problems = []
     network = hv.get("network") or DEFAULT_NETWORK
     if not isinstance(network, str) or not _NETWORK_NAME.match(network):
-        c.add("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
-              "use letters, digits, '_', '.' or '-'")
+        problems.append(Problem("%s: ambassador_network" % host, "%r is not a valid Docker network name" % (network,),
+                                "use letters, digits, '_', '.' or '-'"))
     image = hv.get("image") or DEFAULT_IMAGE
     if not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image):
-        c.add("%s: ambassador_image" % host, "%r is not an image reference" % (image,),
-              "use a socat image such as %s" % DEFAULT_IMAGE)
+        problems.append(Problem("%s: ambassador_image" % host, "%r is not an image reference" % (image,),
+                                "use a socat image such as %s" % DEFAULT_IMAGE))
     # How the module reaches the engine: unset settings are filled on the host from the module's
     # environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, ...), else the local socket.
-    docker_settings = dict(hv.get("docker") or {})
-    if "docker_host" in hv:
-        docker_settings["host"] = hv["docker_host"]
-    docker, problems = check_settings(docker_settings, file_exists if hv.get("local") else None)
-    for variable, what, fix in problems:
-        c.add("%s: %s" % (host, variable), what, fix)
+    docker, found = check_settings(hv.get("docker") or {}, file_exists if hv.get("local") else None)
+    problems.extend(Problem("%s: %s" % (host, variable), what, fix) for variable, what, fix in found)
     tls_dir = hv.get("tls_dir") or DEFAULT_TLS_DIR % host
     if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or ":" in tls_dir:
-        c.add("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
-              "use an absolute directory path without ':'")
+        problems.append(Problem("%s: ambassador_tls_dir" % host, "%r is not an absolute path" % (tls_dir,),
+                                "use an absolute directory path without ':'"))
     kernel_image = hv.get("kernel_image") or None
     if kernel_image is not None and (not isinstance(kernel_image, str) or any(ch.isspace() for ch in kernel_image)):
-        c.add("%s: ambassador_kernel_image" % host, "%r is not an image reference" % (kernel_image,),
-              "use an image with /bin/sh, iptables-restore and getent")
-    return {"network": network, "image": image, "docker": docker, "tls_dir": tls_dir, "kernel_image": kernel_image}
+        problems.append(Problem("%s: ambassador_kernel_image" % host, "%r is not an image reference" % (kernel_image,),
+                                "use an image with /bin/sh, iptables-restore and getent"))
+    return {"network": network, "image": image, "docker": docker, "tls_dir": tls_dir,
+            "kernel_image": kernel_image}, problems
 
 
 def parse_placement(value):
@@ -430,7 +399,7 @@ def parse_placement(value):
             pairs.append((service, host))
     else:
         return {}, [Problem(path, "must be a mapping {service: host} or text service=host, got %s"
-                            % _kind(value), "write e.g. {redis: host3} or redis=host3")]
+                            % _type_name(value), "write e.g. {redis: host3} or redis=host3")]
     overrides, problems = {}, []
     for service, host in pairs:
         if not isinstance(service, str) or not isinstance(host, str) or not host:
@@ -442,24 +411,22 @@ def parse_placement(value):
     return overrides, problems
 
 
-def _apply_placement(c, services, placement, known_hosts):
-    """``services`` with the placement overrides applied; unknown names are problems."""
+def _apply_placement(services, placement, known_hosts):
+    """``(services with the placement overrides applied, problems)``; unknown names are problems."""
     overrides, problems = parse_placement(placement)
-    c.problems.extend(problems)
-    if not overrides:
-        return services
     moved = dict(services)
     for service in sorted(overrides):
         host = overrides[service]
         path = "ambassador_placement_overrides.%s" % service
         if service not in services:
-            c.add(path, "service %r is not defined in ambassador_services" % service,
-                  "move one of: %s" % (", ".join(sorted(services, key=str)) or "(no services defined)"))
+            problems.append(Problem(path, "service %r is not defined in ambassador_services" % service,
+                                    "move one of: %s" % (", ".join(sorted(services, key=str)) or "(no services defined)")))
         elif host not in known_hosts:
-            c.add(path, "host %r is not in the inventory" % host, "move the service to one of the inventory's hosts")
+            problems.append(Problem(path, "host %r is not in the inventory" % host,
+                                    "move the service to one of the inventory's hosts"))
         elif isinstance(services[service], dict):
             moved[service] = dict(services[service], host=host)
-    return moved
+    return moved, problems
 
 
 class Service(NamedTuple):
@@ -528,7 +495,7 @@ def ambassador_side(service, host, consumes):
     return None
 
 
-def _check_hosts(c, topology):
+def _host_problems(topology):
     """What only the whole topology shows: a kernel ambassador needs the host's kernel image, and
     a service container must not take the name of another service's ambassador."""
     services = topology.services
@@ -543,13 +510,93 @@ def _check_hosts(c, topology):
             svc = services[name]
             if (name in kernel and host.kernel_image is None
                     and ambassador_side(svc, host.name, host.consumes)):
-                c.add("%s: ambassador_kernel_image" % host.name, "is not set, yet service %r uses the kernel data "
-                      "plane on this host" % name, "set it to an image with /bin/sh, iptables-restore and getent "
-                      "(the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
+                yield Problem("%s: ambassador_kernel_image" % host.name, "is not set, yet service %r uses the kernel "
+                              "data plane on this host" % name, "set it to an image with /bin/sh, iptables-restore "
+                              "and getent (the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
             owner = owners.get(name)
             if owner and svc.host == host.name and ambassador_side(services[owner], host.name, host.consumes):
-                c.add("ambassador_services.%s" % name, "its container name %r on %s is also the ambassador of "
-                      "service %r" % (name, host.name, owner), "rename service %s" % name)
+                yield Problem("ambassador_services.%s" % name, "its container name %r on %s is also the ambassador of "
+                              "service %r" % (name, host.name, owner), "rename service %s" % name)
+
+
+def _services(services, known, groups, tls, dataplane):
+    """Every service checked, TLS defaulted: ``(name -> normalised service, problems)``."""
+    normalised, problems, folded = {}, [], {}
+    for name in sorted(services, key=str):
+        if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+            problems.append(Problem("ambassador_services.%s" % (name,), "%r is not a valid service name" % (name,),
+                                    "use 2-63 lowercase letters, digits, '-' or '_', starting and ending with a "
+                                    "letter or digit"))
+            continue
+        other = folded.setdefault(env_prefix(name), name)
+        if other != name:
+            problems.append(Problem("ambassador_services.%s" % name, "folds to the same variable prefix %s_ as service "
+                                    "%r" % (env_prefix(name), other), "rename one of the two services"))
+        svc, found = _service(name, services[name], known, groups, dataplane)
+        problems += found
+        if svc is None:
+            continue
+        if svc["tls"] is None:
+            svc["tls"] = tls and svc["protocol"] == "tcp"
+        if svc["tls"] and svc["dataplane"] == "kernel":
+            problems.append(Problem("ambassador_services.%s.tls" % name, "the kernel data plane forwards packets and "
+                                    "cannot speak TLS (asked for by %s)" % ("tls: true" if services[name].get("tls")
+                                                                            is not None else "ambassador_tls"),
+                                    "use dataplane: socat for %s, or set tls: false on it" % name))
+        normalised[name] = svc
+    return normalised, problems
+
+
+def _consumed(host, hv, services):
+    """``(the services that ``ambassador_consumes`` of ``host`` names, problems)``."""
+    names, problems = _string_list("%s: ambassador_consumes" % host, hv.get("consumes"), "service name")
+    wanted = set()
+    for i, name in enumerate(names):
+        if name in services:
+            wanted.add(name)
+        else:
+            problems.append(Problem("%s: ambassador_consumes[%d]" % (host, i), "service %r is not defined in "
+                                    "ambassador_services" % name, "define %s in ambassador_services, or remove it "
+                                    "from ambassador_consumes" % name))
+    return wanted, problems
+
+
+_NO_LINKS = {"remote_consumers": (), "address": None, "allow": ()}  # a service consumed on its own host only
+
+
+def _connections(services, hosts, consumers_of):
+    """What connections across hosts need, checked: ``(service -> {remote_consumers: its consumers on other
+    hosts, address: its provider's advertise address, allow: their source addresses}, host -> its bind
+    address, problems)``. Only the hosts of services with remote consumers need addresses; each host's are
+    checked once."""
+    advertise, bind, sources, problems = {}, {}, {}, []
+    published_on, found = {}, {}
+    for name in sorted(services):
+        svc = services[name]
+        provider = svc["host"]
+        remote = sorted(h for h in consumers_of[name] if h != provider)
+        if not remote:
+            continue
+        if provider not in advertise:
+            advertise[provider], bind[provider], more = _provider_addresses(provider, hosts.get(provider) or {})
+            problems += more
+        for consumer in remote:
+            if consumer not in sources:
+                sources[consumer], more = _source_address(consumer, hosts.get(consumer) or {})
+                problems += more
+        if svc["dataplane"] == "kernel" and ":" in (advertise[provider] or ""):
+            problems.append(Problem("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards IPv4 "
+                                    "only, and %s's advertise address %s is IPv6" % (provider, advertise[provider]),
+                                    "use dataplane: socat for %s, or an IPv4 advertise address for %s" % (name, provider)))
+        for port in svc["published"]:
+            clash = published_on.setdefault(provider, {}).setdefault((port, svc["protocol"]), name)
+            if clash != name:
+                problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
+                                        "published for service %r" % (svc["protocol"], port, provider, clash),
+                                        "give one of the two services another published port"))
+        found[name] = {"address": advertise[provider], "allow": tuple(sources[c] for c in remote),
+                       "remote_consumers": tuple(remote)}
+    return found, bind, problems
 
 
 def validate(services, hosts, groups=None, known_hosts=None, tls=False, placement=None, dataplane=None,
@@ -560,8 +607,8 @@ def validate(services, hosts, groups=None, known_hosts=None, tls=False, placemen
     :param hosts: inventory hostname -> that host's settings, a dict with the
         optional keys ``consumes`` (``ambassador_consumes``), ``advertise_address``,
         ``bind_address``, ``source_address``, ``network``, ``image``, ``kernel_image``,
-        ``tls_dir`` and ``docker_host`` (each the ``ambassador_`` variable of that name), ``docker``
-        (the other connection settings, keys of ``_connection.VARIABLES``) and ``local``
+        ``tls_dir`` (each the ``ambassador_`` variable of that name), ``docker``
+        (the connection settings, keys of ``_connection.VARIABLES``: ``host`` is the engine's URL) and ``local``
         (true when the module runs on this machine, so its TLS files must be here). Each is
         planned; services placed on hosts outside the play are planned with those hosts in here.
     :param groups: inventory group name -> list of hostnames (for ``consumers``).
@@ -580,118 +627,53 @@ def validate(services, hosts, groups=None, known_hosts=None, tls=False, placemen
     groups = groups or {}
     known = set(known_hosts) if known_hosts is not None else set(hosts)
     known.update(hosts)
-    c = _Collector()
-
     if services is None:
-        c.add("ambassador_services", "is not defined",
-              "define it (normally in group_vars/all); an empty mapping {} removes every ambassador")
-        raise TopologyError(c.problems)
+        raise TopologyError([Problem("ambassador_services", "is not defined", "define it (normally in group_vars/all); "
+                                     "an empty mapping {} removes every ambassador")])
     if not isinstance(services, dict):
-        c.add("ambassador_services", "must be a mapping of service name to settings, got %s" % _kind(services),
-              "write e.g. {redis: {host: host2, port: 6379}}")
-        raise TopologyError(c.problems)
-    services = _apply_placement(c, services, placement, known)
-
-    given_tls, tls = tls, _bool(tls)
-    if tls is None:
-        c.add("ambassador_tls", "%r is not true or false" % (given_tls,), "set ambassador_tls: true or false")
-    tls = bool(tls)
-    if dataplane is None:
-        dataplane = DEFAULT_DATAPLANE
-    elif dataplane not in DATAPLANES:
-        c.add("ambassador_dataplane", "%r is not a data plane" % (dataplane,), "use %s" % " or ".join(DATAPLANES))
-        dataplane = DEFAULT_DATAPLANE
-    normalised = {}
-    folded = {}
-    for name in sorted(services, key=str):
-        if not isinstance(name, str) or not _SERVICE_NAME.match(name):
-            c.add("ambassador_services.%s" % (name,), "%r is not a valid service name" % (name,),
-                  "use 2-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit")
-            continue
-        other = folded.setdefault(env_prefix(name), name)
-        if other != name:
-            c.add("ambassador_services.%s" % name, "folds to the same variable prefix %s_ as service %r"
-                  % (env_prefix(name), other), "rename one of the two services")
-        svc = _normalise_service(c, name, services[name], known, groups, dataplane)
-        if svc is not None:
-            if svc["tls"] is None:
-                svc["tls"] = tls and svc["protocol"] == "tcp"
-            if svc["tls"] and svc["dataplane"] == "kernel":
-                c.add("ambassador_services.%s.tls" % name, "the kernel data plane forwards packets and cannot speak "
-                      "TLS (asked for by %s)" % ("tls: true" if services[name].get("tls") is not None
-                                                 else "ambassador_tls"),
-                      "use dataplane: socat for %s, or set tls: false on it" % name)
-            normalised[name] = svc
-
-    # Each host's settings and consumed services.
-    settings = {}
-    consumes = {}
+        raise TopologyError([Problem("ambassador_services", "must be a mapping of service name to settings, got %s"
+                                     % _type_name(services), "write e.g. {redis: {host: host2, port: 6379}}")])
+    services, problems = _apply_placement(services, placement, known)
+    if _bool(tls) is None:
+        problems.append(Problem("ambassador_tls", "%r is not true or false" % (tls,), "set ambassador_tls: true or false"))
+    if dataplane is not None and dataplane not in DATAPLANES:
+        problems.append(Problem("ambassador_dataplane", "%r is not a data plane" % (dataplane,),
+                                "use %s" % " or ".join(DATAPLANES)))
+    normalised, found = _services(services, known, groups, bool(_bool(tls)),
+                                  dataplane if dataplane in DATAPLANES else DEFAULT_DATAPLANE)
+    problems += found
+    settings, consumes = {}, {}
     for host in hosts:
-        hv = hosts[host] or {}
-        settings[host] = _host_settings(c, host, hv, file_exists)
-        wanted = set()
-        for i, name in enumerate(_string_list(c, "%s: ambassador_consumes" % host, hv.get("consumes"), "service name")):
-            if name not in services:
-                c.add("%s: ambassador_consumes[%d]" % (host, i), "service %r is not defined in ambassador_services" % name,
-                      "define %s in ambassador_services, or remove it from ambassador_consumes" % name)
-            else:
-                wanted.add(name)
-        consumes[host] = wanted
+        settings[host], found = _host_settings(host, hosts[host] or {}, file_exists)
+        problems += found
+        consumes[host], found = _consumed(host, hosts[host] or {}, services)
+        problems += found
     for name, svc in normalised.items():
         for host in svc["consumer_hosts"]:
             consumes.setdefault(host, set()).add(name)
     # Inverted once, so that the work grows with hosts x consumed services, not hosts x services.
     consumers_of = dict((name, set()) for name in normalised)
     for host, wanted in consumes.items():
-        for name in wanted:
-            if name in consumers_of:
-                consumers_of[name].add(host)
-
-    # Services placed on hosts without a plan (outside the play) still need an
-    # address when consumed elsewhere; the caller passes those hosts in `hosts`.
-    addresses = {}
-    sources = {}
-    published_on = {}
-    records = {}
-    for name in sorted(normalised):
-        svc = normalised[name]
-        provider = svc["host"]
-        remote = sorted(h for h in consumers_of[name] if h != provider)
-        allow = []
-        if remote and provider not in addresses:
-            addresses[provider] = _provider_addresses(c, provider, hosts.get(provider) or {})
-        for consumer in remote:
-            if consumer not in sources:
-                sources[consumer] = _source_address(c, consumer, hosts.get(consumer) or {})
-            allow.append(sources[consumer])
-        if remote and svc["dataplane"] == "kernel" and ":" in (addresses[provider][0] or ""):
-            c.add("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards IPv4 only, and %s's "
-                  "advertise address %s is IPv6" % (provider, addresses[provider][0]),
-                  "use dataplane: socat for %s, or an IPv4 advertise address for %s" % (name, provider))
-        if remote:
-            for port in svc["published"]:
-                key = (port, svc["protocol"])
-                clash = published_on.setdefault(provider, {}).setdefault(key, name)
-                if clash != name:
-                    c.add("ambassador_services.%s.published" % name,
-                          "%s port %d on %s is already published for service %r" % (svc["protocol"], port, provider, clash),
-                          "give one of the two services another published port")
-        records[name] = Service(
-            name=name, host=provider, ports=tuple(svc["ports"]), published=tuple(svc["published"]),
-            protocol=svc["protocol"], image=svc["image"], command=svc["command"], env=svc["env"],
-            volumes=tuple(svc["volumes"]), container=svc["container"], tls=svc["tls"], dataplane=svc["dataplane"],
-            move=svc["move"], consumers=tuple(sorted(consumers_of[name])), remote_consumers=tuple(remote),
-            address=addresses[provider][0] if remote else None, allow=tuple(allow))
-
+        for name in wanted & consumers_of.keys():
+            consumers_of[name].add(host)
+    # Services placed on hosts without a plan (outside the play) still need an address when
+    # consumed elsewhere; the caller passes those hosts in `hosts`.
+    links, bind, found = _connections(normalised, hosts, consumers_of)
+    problems += found
+    records = dict((name, Service(
+        name=name, host=svc["host"], ports=tuple(svc["ports"]), published=tuple(svc["published"]),
+        protocol=svc["protocol"], image=svc["image"], command=svc["command"], env=svc["env"],
+        volumes=tuple(svc["volumes"]), container=svc["container"], tls=svc["tls"], dataplane=svc["dataplane"],
+        move=svc["move"], consumers=tuple(sorted(consumers_of[name])),
+        **links.get(name, _NO_LINKS))) for name, svc in sorted(normalised.items()))
     provided = {}
     for name in sorted(records):
         provided.setdefault(records[name].host, []).append(name)
     topology = Topology(services=records, hosts=dict(
-        (host, Host(name=host, advertise=(hosts[host] or {}).get("advertise_address"),
-                    bind=addresses[host][1] if host in addresses else None,
+        (host, Host(name=host, advertise=(hosts[host] or {}).get("advertise_address"), bind=bind.get(host),
                     consumes=frozenset(consumes[host]), provides=tuple(provided.get(host, ())), **settings[host]))
         for host in hosts))
-    _check_hosts(c, topology)
-    if c.problems:
-        raise TopologyError(c.problems)
+    problems.extend(_host_problems(topology))
+    if problems:
+        raise TopologyError(problems)
     return topology

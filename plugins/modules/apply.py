@@ -21,12 +21,8 @@ description:
   - It owns only containers labelled C(crosshost.ambassador.managed=true). A planned name taken by a
     container it does not own is an error, and then nothing at all is changed on the host.
   - Removing a container keeps its volumes. The shared network is never removed.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
-  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
-  - paramiko, for an engine reached by an C(ssh://) URL (also with the OpenSSH client).
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full
@@ -215,8 +211,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    EngineError, connect, sdk_failure)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise, updates_restart_policy)
@@ -285,6 +281,7 @@ class Reconciler(object):
     def __init__(self, module):
         self.module = module
         self.plan = module.params["plan"]
+        self.kinds = dict((ct["name"], ct["kind"]) for ct in self.plan["containers"])
         self.where = "host %s" % self.plan["host"]
         self.done = []
         self.undo = []
@@ -391,12 +388,12 @@ class Reconciler(object):
         self.keeper.start()
 
     def _connect(self):
-        return connect(dict(self.plan["docker"] or {}, host=self.plan["docker_host"]), timeout=self.module.params["timeout"])
+        return connect(self.plan["docker"], timeout=self.module.params["timeout"])
 
     def _volumes_left(self, steps):
         left = {}
         for step in steps:
-            if step["action"] == "remove" and step.get("role") == "service":
+            if step["action"] == "remove" and step.get("container_kind") == "service":
                 volumes = named_volumes(self.before.get(step["name"]))
                 if volumes:
                     left[step["service"]] = volumes
@@ -412,11 +409,11 @@ class Reconciler(object):
             engine.stop(step["id"], step["name"], timeout=self.module.params["stop_timeout"])
             self.undo.append(("start", step["id"], step["name"]))
         elif action == "remove":
-            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("role")))
+            engine.remove(step["id"], step["name"], stop_timeout=self._stop_timeout(step.get("container_kind")))
             ids.pop(step["name"], None)
         elif action == "recreate":
             ids[step["name"]] = engine.replace(
-                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["role"]),
+                step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["kind"]),
                 running=self.states.get(step["name"]) == "running",
                 restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"))
             self.undo.append(("restore", ids[step["name"]], step["name"]))
@@ -437,7 +434,7 @@ class Reconciler(object):
                     engine.start(container_id, name)
                     undone.append("started %s again" % name)
                     continue
-                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self._role_of(name)))
+                engine.remove(container_id, name, stop_timeout=self._stop_timeout(self.kinds.get(name)))
                 ids.pop(name, None)
                 if what == "restore" and self.before.get(name):
                     ids[name] = engine.create(self.before[name])
@@ -449,12 +446,6 @@ class Reconciler(object):
         self.undo = []
         return undone
 
-    def _role_of(self, name):
-        for ct in self.plan["containers"]:
-            if ct["name"] == name:
-                return ct["role"]
-        return None
-
     def _wait_ready(self, engine, steps, ids):
         """A service container and a provider-side ambassador that this step created, recreated or
         started must be running, and (socat plane, tcp) the service must accept a connection from
@@ -462,7 +453,7 @@ class Reconciler(object):
         touched = set(s["name"] for s in steps if s["action"] in ("create", "recreate", "start"))
         checks = []
         for ct in self.plan["containers"]:
-            if ct["name"] not in touched or not (ct["role"] == "service" or ct.get("side") == "provider"):
+            if ct["name"] not in touched or not (ct["kind"] == "service" or ct.get("side") == "provider"):
                 continue
             checks.append((ct["name"], None))
             if ct.get("side") == "provider" and ct.get("dataplane") == "socat" and ct.get("target"):
@@ -488,9 +479,9 @@ class Reconciler(object):
                                          else "no TCP connection to %s" % argv[-1][4:].split(",")[0], name))
                 time.sleep(0.2)
 
-    def _stop_timeout(self, role):
+    def _stop_timeout(self, kind):
         """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""
-        return self.module.params["stop_timeout"] if role == "service" else None
+        return self.module.params["stop_timeout"] if kind == "service" else None
 
     def _warn_missing_targets(self, existing):
         present = set(c["name"] for c in existing) | set(c["name"] for c in self.plan["containers"])
@@ -518,9 +509,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"), where="host %s" % module.params["plan"]["host"])
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"), where="host %s" % module.params["plan"]["host"])
     Reconciler(module).run()
 
 

@@ -21,15 +21,9 @@ description:
   - With O(check=hold), after a step, the services whose move is called off because a host that the move
     depends on failed (the host that was to run the service, or the one that was to stop it first). The
     later steps leave their consumers and their old place as they are; a warning names them.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
+extends_documentation_fragment:
+  - crosshost.ambassador.common.controller
 attributes:
-  check_mode:
-    support: full
-    description: Changes nothing in any mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
   idempotent:
     support: full
     description: Reads results only.
@@ -51,7 +45,7 @@ options:
     type: bool
     default: false
 seealso:
-  - module: crosshost.ambassador.apply
+  - module: crosshost.ambassador.plan
 """
 
 EXAMPLES = r"""

@@ -21,10 +21,8 @@ description:
     removes it. So it works across any number of controllers, and a run that died stops blocking others
     within one lease.
   - A run that finds the lock held waits up to O(wait) seconds, then fails naming the run that holds it.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 7.0 on the host that runs the module
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full
@@ -96,8 +94,8 @@ waited_for:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    EngineError, connect, sdk_failure)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, acquire, release
 
 
@@ -113,16 +111,14 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"))
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"))
     params, plan = module.params, module.params["plan"]
-    where = "host %s (Docker engine at %s)" % (plan.get("host"), plan.get("docker_host") or "the default")
+    where = "host %s (Docker engine at %s)" % (plan.get("host"), (plan.get("docker") or {}).get("host") or "the default")
     result = {"changed": False, "acquired": False, "waited": 0.0, "waited_for": None}
     if module.check_mode:
         module.exit_json(**result)
     try:
-        engine = connect(dict(plan.get("docker") or {}, host=plan.get("docker_host")), timeout=params["timeout"])
+        engine = connect(plan.get("docker"), timeout=params["timeout"])
         if params["state"] == "absent":
             result["acquired"] = release(engine, params["run"]["id"])
         else:

@@ -32,15 +32,9 @@ description:
     forwarding to the provider's advertise address.
   - The advertise address of a host is C(ambassador_advertise_address), else C(ansible_host), else the
     gathered default IPv4 address; it is needed only for hosts whose services have remote consumers.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
+extends_documentation_fragment:
+  - crosshost.ambassador.common.controller
 attributes:
-  check_mode:
-    support: full
-    description: Changes nothing in any mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
   idempotent:
     support: full
     description: The same inventory gives the same plans.
@@ -94,8 +88,6 @@ options:
       - Each named service must be defined and each host be an inventory host; otherwise the task fails
         like for any other invalid topology, naming C(ambassador_placement_overrides.<service>).
     type: raw
-seealso:
-  - module: crosshost.ambassador.apply
 """
 
 EXAMPLES = r"""
@@ -182,7 +174,7 @@ plans:
       environment: {REDIS_PORT_6379_TCP: "tcp://redis:6379"}
       containers:
         - name: redis_ambassador
-          role: ambassador
+          kind: ambassador
           side: consumer
           service: redis
           image: docker.io/alpine/socat:1.8.0.3

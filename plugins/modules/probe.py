@@ -18,12 +18,8 @@ description:
     topology works end to end (Molecule's verify, a smoke test after site.yml).
   - The container runs C(/bin/sh) and C(socat) from O(image); the ambassador image has both. It is removed afterwards,
     also on failure or timeout, so nothing is left on the host.
-author:
-  - crosshost.ambassador maintainers (@crosshost)
-requirements:
-  - docker (the Docker SDK for Python) >= 5.0.3 on the host that runs the module.
-  - Below docker 7.1.0, requests < 2.32; below 6.1.0, also urllib3 < 2; below 6.0, Python 3.11 or older.
-  - paramiko, for an engine reached by an C(ssh://) URL (also with the OpenSSH client).
+extends_documentation_fragment:
+  - crosshost.ambassador.common.engine
 attributes:
   check_mode:
     support: full
@@ -166,8 +162,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import (
-    EngineError, connect, sdk_failure)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
+    EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
 
 # The probe's program: send $PROBE_SEND, print the answer. -T ends an idle connection, -t waits for the
@@ -194,9 +190,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = sdk_failure(missing_required_lib("docker"))
-    if failure:
-        module.fail_json(**failure)
+    require_sdk(module, missing_required_lib("docker"))
     p = module.params
     provider_settings = None
     if p["provider_docker"] is not None:
@@ -221,8 +215,8 @@ def main():
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
         if provider_settings:
-            provider = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
-            refused = refused_sources(provider.logs_since(ambassador_name(p["service"]), started) or "")
+            provider_engine = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
+            refused = refused_sources(provider_engine.logs_since(ambassador_name(p["service"]), started) or "")
     except EngineError as exc:
         module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1,
                          refused_sources=[])
@@ -232,7 +226,7 @@ def main():
                              "%s refused connections from %s, which is not an address it lets in. Fix: set "
                              "ambassador_source_address of the consuming host to the address its connections come "
                              "from (%s), and run site.yml again"
-                             % (target, where, ambassador_name(p["service"]), provider.url, ", ".join(refused),
+                             % (target, where, ambassador_name(p["service"]), provider_engine.url, ", ".join(refused),
                                 refused[0]), **result)
     if code != 0:
         module.fail_json(msg="cannot connect to %s %s: %s" % (target, where, received.strip() or "exit code %d" % code),

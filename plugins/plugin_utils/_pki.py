@@ -57,9 +57,26 @@ def _write(path, data, mode):
     os.replace(tmp, path)
 
 
-def _key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def _pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _issue(subject, issuer, days, extensions, files, signer=None):
+    """Make a key and a certificate for ``subject`` (a name), valid for ``days``, signed by ``signer`` (the
+    issuer's key; None: self-signed) with ``extensions`` (``(extension, critical)``), and write them to
+    ``files`` (``(certificate path, key path)``). Returns ``(certificate, key)``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days)))
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(signer or key, hashes.SHA256())
+    _write(files[1], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+    _write(files[0], _pem(cert), 0o644)
+    return cert, key
 
 
 def _read_pair(cert_path, key_path):
@@ -101,19 +118,12 @@ def ensure_ca(pki_dir, ca_cert=None, ca_key=None, write=True):
             return cert, key, False
     if not write:
         return None, None, True
-    key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"crosshost.ambassador CA")])
-    now = _now()
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    _write(key_path, _key_pem(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    cert, key = _issue(name, name, CA_DAYS, [
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                       key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False,
+                       decipher_only=False), True)], (cert_path, key_path))
     return cert, key, True
 
 
@@ -150,7 +160,7 @@ def _current(files, ca_cert, wanted_names):
             ca_pem = handle.read()
     except (OSError, ValueError):
         return False
-    if ca_pem != ca_cert.public_bytes(serialization.Encoding.PEM):
+    if ca_pem != _pem(ca_cert):
         return False
     if cert.issuer != ca_cert.subject or _not_after(cert) - RENEW_BEFORE <= _now():
         return False
@@ -179,18 +189,10 @@ def ensure_host(pki_dir, host, addresses, ca_cert, ca_key, write=True):
         return files, False
     if not write:
         return files, True
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=HOST_DAYS))
-            .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    _write(files["key.pem"], _key_pem(key), 0o600)
-    _write(files["cert.pem"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(files["ca.pem"], ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]), ca_cert.subject, HOST_DAYS, [
+        (x509.SubjectAlternativeName(wanted), False),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+        (files["cert.pem"], files["key.pem"]), signer=ca_key)
+    _write(files["ca.pem"], _pem(ca_cert), 0o644)
     return files, True

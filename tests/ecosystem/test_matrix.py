@@ -236,7 +236,7 @@ def test_the_apply_modules_unit_tests_pass_on_each_docker_sdk(entry):
     found = run([python, "-c", "import docker; print(docker.__version__)"], bin_dir=bin_dir).ok()
     assert found.output.strip() == _sdk_version(entry)
     result = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  "tests/unit/plugins/module_utils/test_docker_host.py",
+                  "tests/unit/plugins/module_utils/test_engine.py",
                   "tests/unit/plugins/module_utils/test_reconcile.py"], bin_dir=bin_dir).ok()
     assert re.search(r"^\d+ passed", result.output, re.M), result.output
 

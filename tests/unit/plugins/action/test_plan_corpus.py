@@ -1,6 +1,6 @@
 """The shared corpus of malformed topologies (tests/data), as the plan action hands them to the planner.
 
-Here, beside the action plugin, because it uses the action's inventory-variable mapping
+Here, beside the action plugin, because it reads the variables as the action does (host_settings)
 (ansible-test runs module_utils tests without the controller's plugins).
 """
 
@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.crosshost.ambassador.plugins.action.plan import HOST_VARIABLES
+from ansible_collections.crosshost.ambassador.plugins.action.plan import host_settings
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError
 
@@ -23,7 +23,6 @@ def problems(services, host_settings):
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "malformed_topologies.yml")
 with open(CORPUS) as _handle:
     MALFORMED = yaml.safe_load(_handle)
-HOST_VARIABLE_KEYS = dict(HOST_VARIABLES)
 
 
 def test_the_corpus_is_large_and_its_ids_unique():
@@ -33,10 +32,9 @@ def test_the_corpus_is_large_and_its_ids_unique():
 
 @pytest.mark.parametrize("case", MALFORMED, ids=[case["id"] for case in MALFORMED])
 def test_malformed_topology(case):
-    settings = dict(("host%d" % i, {"advertise_address": "10.77.0.1%d" % i}) for i in (1, 2, 3))
+    hostvars = dict(("host%d" % i, {"ambassador_advertise_address": "10.77.0.1%d" % i}) for i in (1, 2, 3))
     for host, variables in (case.get("host_vars") or {}).items():
-        for var, value in variables.items():
-            settings[host][HOST_VARIABLE_KEYS[var]] = value
-    found = problems(case["services"], settings)
+        hostvars[host].update(variables)
+    found = problems(case["services"], dict((host, host_settings(hv)) for host, hv in hostvars.items()))
     assert any(p.startswith(case["expect"]) for p in found), found
     assert all(". Fix: " in p for p in found)

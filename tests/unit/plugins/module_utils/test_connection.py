@@ -13,7 +13,7 @@ def test_unset_settings_plan_as_none_and_resolve_to_the_local_socket():
     docker, problems = check_settings({})
     assert problems == [] and docker == dict((key, None) for _var, key in VARIABLES)
     conn = resolve(docker, {})
-    assert conn == {"url": DEFAULT_URL, "tls": None, "version": "auto", "use_ssh_client": False, "sources": {}}
+    assert conn == {"engine_url": DEFAULT_URL, "tls": None, "version": "auto", "use_ssh_client": False, "sources": {}}
 
 
 @pytest.mark.parametrize("settings, problem", [
@@ -49,7 +49,7 @@ def test_inventory_settings_win_over_the_environment_one_by_one():
     env = {"DOCKER_HOST": "tcp://env:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/env",
            "DOCKER_API_VERSION": "1.41"}
     conn = resolve({"host": "tcp://inv:2376", "ca_path": "/inv/ca.pem"}, env)
-    assert conn["url"] == "tcp://inv:2376" and conn["version"] == "1.41"
+    assert conn["engine_url"] == "tcp://inv:2376" and conn["version"] == "1.41"
     assert conn["tls"] == {"verify": True, "ca_cert": "/inv/ca.pem", "client_cert": "/env/cert.pem",
                            "client_key": "/env/key.pem", "hostname": None}
     assert conn["sources"] == {"host": "ambassador_docker_host", "tls_verify": "DOCKER_TLS_VERIFY",
@@ -75,7 +75,7 @@ def test_the_environment_is_read_as_the_sdks_kwargs_from_env_reads_it(tmp_path, 
     env = dict((k, v.format(certs=str(tmp_path))) for k, v in env.items())
     sdk = kwargs_from_env(environment=env)
     conn = resolve({}, env)
-    assert conn["url"] == sdk["base_url"]
+    assert conn["engine_url"] == sdk["base_url"]
     if "tls" not in sdk:
         assert conn["tls"] is None
     else:

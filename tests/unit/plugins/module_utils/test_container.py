@@ -1,10 +1,14 @@
 """The one table of container fields: planned containers and their specs."""
 
+import json
+import os
+
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import (
     FIELDS, PLAN_FIELDS, SPEC_KEYS, planned_container, spec)
-from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import spec_hash
+from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import labels_for, spec_hash, stored_spec
 
 
 def test_a_planned_container_has_every_field_and_fresh_empty_defaults():
@@ -32,3 +36,25 @@ def test_the_spec_does_not_change_the_planned_container():
     planned = planned_container(name="a", tls=True, aliases=["b", "a"])
     spec(planned, "f1")
     assert "tls_fingerprint" not in planned and planned["aliases"] == ["b", "a"]
+
+
+# Recorded with the collection as it was before the container field "role" was named "kind"
+# (main at a6e3a02): the labels, the spec stored in one and its hash, for the same inventory.
+KNOWN_LABELS = os.path.join(os.path.dirname(__file__), "data", "labels_before_kind.json")
+
+
+def test_the_stored_spec_labels_and_hash_are_unchanged_for_the_same_inventory():
+    hosts = {"host1": {"advertise_address": "10.0.0.1", "consumes": ["redis", "web"], "kernel_image": "k:1"},
+             "host2": {"advertise_address": "10.0.0.2", "consumes": []},
+             "host3": {"advertise_address": "10.0.0.3", "consumes": ["redis"], "kernel_image": "k:1"}}
+    services = {"redis": {"host": "host2", "port": 6379, "image": "redis:7", "volumes": ["redis-data:/data"],
+                          "env": {"TZ": "UTC"}, "command": ["redis-server"], "tls": True},
+                "web": {"host": "host3", "ports": [80, 81], "published": [8080, 8081], "dataplane": "kernel"}}
+    plans = plan_topology(services, hosts)
+    found = dict(("%s/%s" % (host, ct["name"]), labels_for(spec(ct, "fp1")))
+                 for host, plan in plans.items() for ct in plan["containers"])
+    with open(KNOWN_LABELS) as known:
+        assert found == json.load(known)
+    # And read back: the stored spec is the planned one, in the table's names.
+    for labels in found.values():
+        assert stored_spec(labels)["kind"] in ("service", "ambassador") and "role" not in stored_spec(labels)

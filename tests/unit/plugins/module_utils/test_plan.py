@@ -38,7 +38,7 @@ def test_classic_redis_on_host2_consumed_from_host1():
 
     provider = by_name(plans["host2"])
     assert sorted(provider) == ["redis", "redis_ambassador"]
-    assert provider["redis"]["role"] == "service" and provider["redis"]["image"] == "redis:7"
+    assert provider["redis"]["kind"] == "service" and provider["redis"]["image"] == "redis:7"
     pamb = provider["redis_ambassador"]
     assert pamb["side"] == "provider" and pamb["aliases"] == []
     # Only host1, the one consumer, may connect; the port is published on the advertise address only.
@@ -118,7 +118,7 @@ def test_user_run_container_with_another_name_gets_an_alias_on_its_host():
 def test_host_settings_and_ipv6_advertise_address():
     settings = hosts(host1=["redis"])
     settings["host2"] = {"advertise_address": "fd00::2", "network": "appnet", "image": "my/socat:1",
-                         "docker_host": "tcp://10.0.0.2:2376"}
+                         "docker": {"host": "tcp://10.0.0.2:2376"}}
     plans = plan_topology({"redis": {"host": "host2", "port": 6379}}, settings)
     assert plans["host2"]["network"] == "appnet" and plans["host2"]["docker_host"] == "tcp://10.0.0.2:2376"
     assert by_name(plans["host2"])["redis_ambassador"]["image"] == "my/socat:1"
@@ -127,8 +127,8 @@ def test_host_settings_and_ipv6_advertise_address():
 
 def test_connection_settings_travel_in_the_plan_and_local_hosts_files_are_checked():
     settings = hosts(host1=["redis"])
-    settings["host2"] = {"advertise_address": "10.0.0.2", "docker_host": "tcp://10.0.0.2:2376", "local": True,
-                         "docker": {"tls_verify": True, "ca_path": "/pki/ca.pem"}}
+    settings["host2"] = {"advertise_address": "10.0.0.2", "local": True,
+                         "docker": {"host": "tcp://10.0.0.2:2376", "tls_verify": True, "ca_path": "/pki/ca.pem"}}
     services = {"redis": {"host": "host2", "port": 6379}}
     plans = plan_topology(services, settings)
     assert plans["host2"]["docker"]["host"] == "tcp://10.0.0.2:2376" and plans["host2"]["docker"]["ca_path"] == "/pki/ca.pem"
@@ -225,7 +225,7 @@ def test_empty_topology_plans_nothing():
     ({"redis": {"host": "host2", "ports": [1, 1]}}, None, "ambassador_services.redis.ports: ports [1] are listed more than once"),
     ({"redis": {"host": "host2", "ports": [1, 2], "published": [3]}}, None, "ambassador_services.redis.published: has 1 port(s)"),
     ({"redis": {"host": "host2", "port": 1}}, {"host2": {"network": "bad name"}}, "host2: ambassador_network: 'bad name'"),
-    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"docker_host": "/var/run/docker.sock"}},
+    ({"redis": {"host": "host2", "port": 1}}, {"host2": {"docker": {"host": "/var/run/docker.sock"}}},
      "host2: ambassador_docker_host: '/var/run/docker.sock' is not a Docker API URL"),
     ({"redis": {"host": "host2", "port": 1}}, {"host1": {"consumes": "redis"}, "host2": {"advertise_address": "10.0.0.2"}},
      "host1: ambassador_consumes: must be a list of service name"),
@@ -299,7 +299,7 @@ def test_malformed_placement_is_a_problem(value, message):
 
 def test_a_placement_override_moves_the_service_and_its_ambassadors():
     plans = plan_topology(REDIS, hosts(host1=["redis"]), placement="redis=host3")
-    assert by_name(plans["host3"])["redis"]["role"] == "service"
+    assert by_name(plans["host3"])["redis"]["kind"] == "service"
     assert by_name(plans["host3"])["redis_ambassador"]["published"][0]["host_ip"] == ADDR["host3"]
     assert "redis" not in by_name(plans["host2"])
     assert by_name(plans["host1"])["redis_ambassador"]["command"][-1] == "TCP:%s:6379,nodelay" % ADDR["host3"]

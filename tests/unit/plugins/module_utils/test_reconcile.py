@@ -6,7 +6,7 @@ from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile im
 
 
 def planned(name="redis_ambassador", **over):
-    ct = {"name": name, "role": "ambassador", "side": "consumer", "service": "redis", "image": "socat:1",
+    ct = {"name": name, "kind": "ambassador", "side": "consumer", "service": "redis", "image": "socat:1",
           "entrypoint": ["socat"], "command": ["TCP-LISTEN:6379,fork,reuseaddr", "TCP:10.0.0.2:6379"],
           "env": {}, "volumes": [], "network": "ambassador", "aliases": ["redis"], "published": [],
           "init": False, "restart_policy": "unless-stopped"}
@@ -19,7 +19,7 @@ def existing(ct, state="running", cid="id1"):
 
 
 def test_nothing_exists_everything_is_created_services_first():
-    d = decide([planned(), planned("redis", role="service", side=None)], [])
+    d = decide([planned(), planned("redis", kind="service", side=None)], [])
     assert [(a["action"], a["name"]) for a in d["actions"]] == [("create", "redis"), ("create", "redis_ambassador")]
 
 
@@ -49,7 +49,7 @@ def test_owned_containers_no_longer_planned_are_removed_first():
     keep, gone = planned(), planned("web_ambassador", service="web")
     d = decide([keep], [existing(keep), existing(gone, cid="id2")])
     assert d["actions"] == [{"action": "remove", "kind": "container", "name": "web_ambassador", "id": "id2",
-                             "role": "ambassador", "service": "web", "reason": "no longer in the plan for this host"}]
+                             "container_kind": "ambassador", "service": "web", "reason": "no longer in the plan for this host"}]
 
 
 def test_a_foreign_container_with_a_planned_name_is_a_conflict_and_nothing_is_done():
@@ -97,7 +97,7 @@ def test_a_move_splits_into_make_switch_and_break():
         {"action": "remove", "name": "old_ambassador", "id": "1"},
         {"action": "create", "name": "new", "spec": {"published": []}},
         {"action": "recreate", "name": "redis_ambassador", "id": "2",
-         "spec": {"role": "ambassador", "side": "consumer", "published": []}},
+         "spec": {"kind": "ambassador", "side": "consumer", "published": []}},
         {"action": "start", "name": "stopped", "id": "3"},
     ]
     old_port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp"}
@@ -119,16 +119,16 @@ def test_an_ambassador_changing_sides_goes_with_make_on_the_new_host_and_break_o
     """A move: the new host's ambassador turns provider-side before consumers switch; the old
     host's turns consumer-side only after they have."""
     port = {"host_ip": "10.0.0.3", "host_port": 6379, "protocol": "tcp", "port": 6379}
-    consumer_side = {"role": "ambassador", "side": "consumer", "published": []}
-    provider_side = {"role": "ambassador", "side": "provider", "published": [port]}
-    on_new_host = [{"action": "create", "name": "redis", "spec": {"role": "service", "published": []}},
+    consumer_side = {"kind": "ambassador", "side": "consumer", "published": []}
+    provider_side = {"kind": "ambassador", "side": "provider", "published": [port]}
+    on_new_host = [{"action": "create", "name": "redis", "spec": {"kind": "service", "published": []}},
                    {"action": "recreate", "name": "redis_ambassador", "id": "1", "spec": provider_side}]
     phases = split_phases(on_new_host, {"redis_ambassador": consumer_side})
     assert [a["name"] for a in phases["make"]] == ["redis", "redis_ambassador"]
     assert phases["switch"] == [] and phases["break"] == []
     on_old_host = [{"action": "remove", "name": "redis", "id": "2"},
                    {"action": "recreate", "name": "redis_ambassador", "id": "3", "spec": consumer_side}]
-    phases = split_phases(on_old_host, {"redis": {"role": "service", "published": []},
+    phases = split_phases(on_old_host, {"redis": {"kind": "service", "published": []},
                                         "redis_ambassador": provider_side})
     assert phases["make"] == [] and phases["switch"] == []
     assert [a["name"] for a in phases["break"]] == ["redis", "redis_ambassador"]
@@ -140,18 +140,18 @@ def test_an_ambassador_changing_sides_goes_with_make_on_the_new_host_and_break_o
 
 def test_ambassadors_whose_old_and_new_selves_share_no_published_port_are_replaced_side_by_side():
     port = {"host_ip": "10.0.0.2", "host_port": 80, "protocol": "tcp"}
-    consumer_side = {"role": "ambassador", "published": []}
-    provider_side = {"role": "ambassador", "published": [port]}
+    consumer_side = {"kind": "ambassador", "published": []}
+    provider_side = {"kind": "ambassador", "published": [port]}
     assert replace_side_by_side(consumer_side, consumer_side)
     assert replace_side_by_side(provider_side, consumer_side)
     assert replace_side_by_side(consumer_side, provider_side)
-    assert replace_side_by_side(provider_side, {"role": "ambassador", "published": [dict(port, host_port=81)]})
+    assert replace_side_by_side(provider_side, {"kind": "ambassador", "published": [dict(port, host_port=81)]})
     assert not replace_side_by_side(provider_side, provider_side)
-    assert not replace_side_by_side({"role": "service", "published": []}, {"role": "service", "published": []})
+    assert not replace_side_by_side({"kind": "service", "published": []}, {"kind": "service", "published": []})
 
 
 def test_on_an_engine_that_cannot_change_a_restart_policy_every_recreate_is_stop_first():
-    consumer_side = {"role": "ambassador", "published": []}
+    consumer_side = {"kind": "ambassador", "published": []}
     assert replace_method(consumer_side, consumer_side) == "side_by_side"
     assert replace_method(consumer_side, consumer_side, side_by_side=False) == "stop_first"
     # /version answers (the lab's engines): Podman 4.3 has no container update in its compatible API.
@@ -168,7 +168,7 @@ def test_on_an_engine_that_cannot_change_a_restart_policy_every_recreate_is_stop
 
 
 def test_a_stop_first_service_leaving_a_host_is_stopped_before_anything_then_removed_last():
-    redis = planned("redis", role="service", side=None, volumes=["redis-data:/data"])
+    redis = planned("redis", kind="service", side=None, volumes=["redis-data:/data"])
     d = decide([], [existing(redis)], stop_first=["redis"])
     assert [(a["action"], a["service"]) for a in d["actions"]] == [("stop", "redis"), ("remove", "redis")]
     phases = split_phases(d["actions"], d["before"])
@@ -190,8 +190,8 @@ def test_held_services_wait_and_the_others_go_on():
 
 
 def test_a_called_off_stop_first_move_starts_only_that_services_stopped_containers():
-    redis = planned("redis", role="service", side=None)
-    echo = planned("echo", role="service", side=None, service="echo")
+    redis = planned("redis", kind="service", side=None)
+    echo = planned("echo", kind="service", side=None, service="echo")
     amb = planned()
     found = [existing(redis, state="exited"), existing(echo, state="exited", cid="id2"),
              existing(amb, state="exited", cid="id3"),
@@ -207,11 +207,11 @@ def test_named_volumes_are_what_stays_behind():
 
 
 def test_a_consumer_side_ambassador_is_created_with_the_switch_after_its_provider_is_made():
-    consumer_side = {"role": "ambassador", "side": "consumer", "published": []}
-    provider_side = {"role": "ambassador", "side": "provider", "published": []}
+    consumer_side = {"kind": "ambassador", "side": "consumer", "published": []}
+    provider_side = {"kind": "ambassador", "side": "provider", "published": []}
     actions = [{"action": "create", "name": "web_ambassador", "spec": consumer_side},
                {"action": "create", "name": "db_ambassador", "spec": provider_side},
-               {"action": "create", "name": "db", "spec": {"role": "service", "published": []}}]
+               {"action": "create", "name": "db", "spec": {"kind": "service", "published": []}}]
     phases = split_phases(actions, {})
     assert [a["name"] for a in phases["make"]] == ["db_ambassador", "db"]
     assert [a["name"] for a in phases["switch"]] == ["web_ambassador"]
@@ -219,7 +219,7 @@ def test_a_consumer_side_ambassador_is_created_with_the_switch_after_its_provide
 
 def test_steps_carry_their_phase_and_method_and_select_takes_those_of_some_phases():
     old = planned(command=["old"])
-    d = decide([planned(), planned("redis", role="service", side=None, image="redis:7")], [existing(old)],
+    d = decide([planned(), planned("redis", kind="service", side=None, image="redis:7")], [existing(old)],
                network="ambassador", networks=[], images=["socat:1"])
     assert [(s["action"], s["name"], s["phase"], s.get("method")) for s in d["steps"]] == [
         ("create", "ambassador", "make", None), ("pull", "redis:7", "make", None), ("create", "redis", "make", None),
@@ -230,4 +230,4 @@ def test_steps_carry_their_phase_and_method_and_select_takes_those_of_some_phase
     assert [s["name"] for s in taken] == ["ambassador"] and [s["name"] for s in held] == ["redis", "redis_ambassador"]
     assert pending(d["steps"], ["make"]) == (
         {"stop": 0, "switch": 1, "break": 0}, {"stop": [], "switch": ["redis"], "break": []})
-    assert replace_method({"role": "service", "published": []}, {"role": "service", "published": []}) == "stop_first"
+    assert replace_method({"kind": "service", "published": []}, {"kind": "service", "published": []}) == "stop_first"

@@ -8,7 +8,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import EngineError
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import EngineError
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
 from ansible_collections.crosshost.ambassador.plugins.modules import apply

@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import MIN_SDK
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import MIN_SDK
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ROLE = os.path.join(ROOT, "roles", "docker_host")

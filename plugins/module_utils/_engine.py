@@ -60,8 +60,8 @@ def _version(text):
     return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
-def sdk_failure(missing_message, where=None):
-    """What a module passes to ``fail_json`` when the Docker SDK cannot be used here, or None.
+def require_sdk(module, missing_message, where=None):
+    """Fail ``module`` (an ``AnsibleModule``) when the Docker SDK cannot be used here.
 
     :param missing_message: what to say when the SDK is not installed at all (Ansible's
         ``missing_required_lib("docker")``; this file imports nothing of Ansible).
@@ -69,10 +69,9 @@ def sdk_failure(missing_message, where=None):
     """
     problem = sdk_problem()
     if problem:
-        return {"msg": "%s: %s" % (where, problem) if where else problem}
+        module.fail_json(msg="%s: %s" % (where, problem) if where else problem)
     if not HAS_DOCKER:
-        return {"msg": missing_message, "exception": DOCKER_IMPORT_ERROR}
-    return None
+        module.fail_json(msg=missing_message, exception=DOCKER_IMPORT_ERROR)
 
 
 def sdk_problem():
@@ -121,11 +120,7 @@ def _reason(exc):
 
 
 def _sdk_version():
-    parts = []
-    for part in getattr(docker, "__version__", "0").split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+    return _version(getattr(docker, "__version__", "0"))[:2]
 
 
 def _text(exc):
@@ -147,7 +142,7 @@ def _source(conn, key):
 
 def explain(exc, conn):
     """One sentence for a failure to connect: what went wrong, with which URL or file, and the fix."""
-    url, tls, text = conn["url"], conn["tls"], _text(exc)
+    url, tls, text = conn["engine_url"], conn["tls"], _text(exc)
     if "Client sent an HTTP request to an HTTPS server" in text:
         return ("the Docker engine at %s speaks TLS, and no TLS is configured for it. Fix: set %s: true with %s, "
                 "%s and %s (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH in the module's environment)"
@@ -196,15 +191,15 @@ def connect(settings, timeout=60, environ=None):
     """The engine a host's connection settings (a plan's ``docker``) lead to, filled from ``environ``
     (default: this process's environment) where they are unset; see ``_connection.resolve``."""
     conn = resolve(settings or {}, os.environ if environ is None else environ)
-    return DockerHost(conn["url"], timeout=timeout, connection=conn)
+    return Engine(conn["engine_url"], timeout=timeout, connection=conn)
 
 
-class DockerHost(object):
-    """One Docker engine, reached at ``url`` (or as ``connection``, a ``_connection.resolve`` result, says)."""
+class Engine(object):
+    """One Docker engine, reached at ``engine_url`` (or as ``connection``, a ``_connection.resolve`` result, says)."""
 
-    def __init__(self, url, timeout=60, connection=None):
-        conn = connection or resolve({"host": url}, {})
-        self.url = conn["url"]
+    def __init__(self, engine_url, timeout=60, connection=None):
+        conn = connection or resolve({"host": engine_url}, {})
+        self.url = conn["engine_url"]
         if _sdk_version() < MIN_SDK:
             raise EngineError("the Docker SDK for Python on this host is %s; crosshost.ambassador needs %s or later. "
                               "Fix: install the package docker>=%s for the interpreter that runs the module (%s)"
@@ -237,7 +232,7 @@ class DockerHost(object):
 
     @staticmethod
     def _client(conn, timeout, tls, version):
-        api = docker.APIClient(base_url=conn["url"], timeout=timeout, tls=tls, version=version or "1.24",
+        api = docker.APIClient(base_url=conn["engine_url"], timeout=timeout, tls=tls, version=version or "1.24",
                                use_ssh_client=conn["use_ssh_client"])
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set in many execution environments) replace
         # the CA a TLSConfig names; the engine's own CA must be used. (Also: no proxy from the environment.)
@@ -281,14 +276,17 @@ class DockerHost(object):
         return self._call("creating network %s" % name, self.api.create_network, name, driver="bridge",
                           labels={OWNER_LABEL: "true"}, check_duplicate=True)
 
-    def has_image(self, ref):
+    def _found(self, what, func, *args, **kwargs):
+        """``func``'s answer, or None when the engine has no such thing."""
         try:
-            self.api.inspect_image(ref)
-            return True
+            return func(*args, **kwargs)
         except NotFound:
-            return False
+            return None
         except Exception as exc:
-            raise self._failed("inspecting image %s" % ref, exc)
+            raise self._failed(what, exc)
+
+    def has_image(self, ref):
+        return self._found("inspecting image %s" % ref, self.api.inspect_image, ref) is not None
 
     def pull(self, ref):
         repository, tag = parse_repository_tag(ref)
@@ -331,38 +329,36 @@ class DockerHost(object):
             host_config=host_config,
             networking_config=networking_config,
         )
-        container_id = created["Id"]
         try:
-            self.start(container_id, spec["name"])
+            return self._start_new(created["Id"], spec["name"])
         except EngineError as exc:
-            # Leave nothing half-made behind (e.g. its published port is taken).
-            self.remove(container_id, spec["name"])
             text = str(exc)
             if spec["published"] and ("already in use" in text or "already allocated" in text):
                 text += (". Fix: stop what holds that port on the host (this collection leaves it alone), or give "
                          "service %s another published port (ambassador_services.%s.published)"
                          % (spec["service"], spec["service"]))
             raise EngineError(text)
+
+    def _start_new(self, container_id, name):
+        """Start a container just created; return its id. If it cannot start (e.g. its published port is taken),
+        remove it: nothing half made is left behind."""
+        try:
+            self.start(container_id, name)
+        except EngineError:
+            self.remove(container_id, name)
+            raise
         return container_id
 
     def inspect(self, name):
         """The engine's view of one container (by name or id), or None when there is none."""
-        try:
-            return self.api.inspect_container(name)
-        except NotFound:
-            return None
-        except Exception as exc:
-            raise self._failed("inspecting container %s" % name, exc)
+        return self._found("inspecting container %s" % name, self.api.inspect_container, name)
 
     def logs_since(self, name, since):
         """What container ``name`` logged (stdout and stderr) since ``since`` (seconds since the epoch), or None
         when there is no such container."""
-        try:
-            return self.api.logs(name, stdout=True, stderr=True, since=int(since)).decode("utf-8", "replace")
-        except NotFound:
-            return None
-        except Exception as exc:
-            raise self._failed("reading the log of container %s" % name, exc)
+        found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
+                            since=int(since))
+        return None if found is None else found.decode("utf-8", "replace")
 
     def stop(self, container_id, name, timeout):
         self._call("stopping container %s" % name, self.api.stop, container_id, timeout=timeout)
@@ -374,14 +370,18 @@ class DockerHost(object):
         """The engine's ``GET /version`` answer (its ``Components`` name a Podman engine)."""
         return self._call("asking the engine its version", self.api.version)
 
+    def _exec(self, what, container_id, argv, detach):
+        """Run ``argv`` in a running container (``what`` it is, for errors); return the engine's inspection of it
+        (when it is ``detach``-ed, once it has started)."""
+        # Output attached and dropped: Podman 4.3 refuses to start an exec that attaches no stream ("must
+        # provide at least one stream"); a detached one needs none.
+        created = self._call(what, self.api.exec_create, container_id, argv, stdout=not detach, stderr=False)
+        self._call(what, self.api.exec_start, created["Id"], detach=detach)
+        return self._call(what, self.api.exec_inspect, created["Id"])
+
     def exec_status(self, container_id, name, argv):
-        """Run ``argv`` in a running container; return its exit code. Its output is attached and dropped:
-        Podman 4.3 refuses to start an exec that attaches no stream ("must provide at least one stream")."""
-        created = self._call("running a check in container %s" % name, self.api.exec_create, container_id, argv,
-                             stdout=True, stderr=False)
-        self._call("running a check in container %s" % name, self.api.exec_start, created["Id"])
-        return self._call("reading a check's result in container %s" % name, self.api.exec_inspect,
-                          created["Id"]).get("ExitCode")
+        """Run ``argv`` in a running container; return its exit code."""
+        return self._exec("running a check in container %s" % name, container_id, argv, False).get("ExitCode")
 
     def create_lock(self, name, image, command, labels):
         """Create and start the lock container ``name``: a small process that ends by itself
@@ -398,19 +398,11 @@ class DockerHost(object):
             if name_taken(getattr(getattr(exc, "response", None), "status_code", None), _text(exc)):
                 return None
             raise self._failed("creating the lock container %s" % name, exc)
-        try:
-            self.start(created["Id"], name)
-        except EngineError:
-            self.remove(created["Id"], name)
-            raise
-        return created["Id"]
+        return self._start_new(created["Id"], name)
 
     def exec_detached(self, container_id, name, argv):
         """Start ``argv`` in a running container and leave it running there; fail if it could not start."""
-        created = self._call("starting a process in container %s" % name, self.api.exec_create, container_id, argv,
-                             stdout=False, stderr=False)
-        self._call("starting a process in container %s" % name, self.api.exec_start, created["Id"], detach=True)
-        found = self._call("inspecting a process in container %s" % name, self.api.exec_inspect, created["Id"])
+        found = self._exec("starting a process in container %s" % name, container_id, argv, True)
         if not found.get("Running") and found.get("ExitCode"):
             raise EngineError("the process %s in container %s on the Docker engine at %s ended with exit code %s"
                               % (argv[0], name, self.url, found.get("ExitCode")))

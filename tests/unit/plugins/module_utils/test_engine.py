@@ -1,4 +1,4 @@
-"""The apply module's engine side (_docker_host.DockerHost) through the installed Docker SDK, against a
+"""The apply module's engine side (_engine.Engine) through the installed Docker SDK, against a
 stand-in engine on a unix socket that answers like dockerd 20.10 (API 1.41) and records every request.
 
 Run with each Docker SDK the collection supports (tests/ecosystem/test_matrix.py): what reaches the engine
@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._docker_host import DockerHost, EngineError, sdk_problem
+from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import Engine, EngineError, sdk_problem
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
     HASH_LABEL, OWNER_LABEL, container_spec)
 
@@ -89,7 +89,7 @@ def engine():
 
 def provider_ambassador():
     return container_spec({
-        "name": "redis_ambassador", "role": "ambassador", "side": "provider", "service": "redis",
+        "name": "redis_ambassador", "kind": "ambassador", "side": "provider", "service": "redis",
         "image": "crosshost-lab/socat:1", "entrypoint": ["socat"],
         "command": ["TCP-LISTEN:6379,fork,reuseaddr,range=10.77.13.11/32", "TCP:redis:6379"],
         "env": {"A": "1"}, "volumes": ["/etc/xh/tls:/tls:ro"], "network": "ambassador", "aliases": [],
@@ -104,7 +104,7 @@ def test_create_sends_the_whole_spec_to_the_engine_and_starts_the_container(engi
     engine.answers[("POST", "/containers/create")] = (201, {"Id": "c1", "Warnings": []})
     engine.answers[("POST", "/containers/c1/start")] = (204, None)
     spec = provider_ambassador()
-    assert DockerHost(engine.url).create(spec) == "c1"
+    assert Engine(engine.url).create(spec) == "c1"
 
     ((path, body),) = engine.sent("POST", "/containers/create")
     assert path == "/containers/create?name=redis_ambassador"
@@ -130,7 +130,7 @@ def test_a_consumer_side_ambassador_gets_its_network_alias(engine):
     engine.answers[("POST", "/containers/c2/start")] = (204, None)
     spec = dict(provider_ambassador(), side="consumer", aliases=["redis"], published=[], cap_add=["NET_ADMIN"],
                 sysctls={"net.ipv4.ip_forward": "1"})
-    DockerHost(engine.url).create(spec)
+    Engine(engine.url).create(spec)
     ((_path, body),) = engine.sent("POST", "/containers/create")
     assert body["NetworkingConfig"]["EndpointsConfig"]["ambassador"]["Aliases"] == ["redis"]
     assert body["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
@@ -145,7 +145,7 @@ def test_a_taken_port_removes_the_half_made_container_and_says_how_to_fix_it(eng
                          "port is already allocated"})
     engine.answers[("DELETE", "/containers/c3")] = (204, None)
     with pytest.raises(EngineError) as failed:
-        DockerHost(engine.url).create(provider_ambassador())
+        Engine(engine.url).create(provider_ambassador())
     text = str(failed.value)
     assert "starting container redis_ambassador failed on the Docker engine at %s" % engine.url in text
     assert "port is already allocated" in text and "ambassador_services.redis.published" in text
@@ -159,7 +159,7 @@ def test_containers_lists_every_container_with_its_labels_and_state(engine):
          "Image": "crosshost-lab/redis:1", "Ports": []},
         {"Id": "b" * 64, "Names": [], "Labels": None, "State": "exited", "Image": "x", "Ports": None},
     ])
-    found = DockerHost(engine.url).containers()
+    found = Engine(engine.url).containers()
     assert found == [
         {"id": "a" * 64, "name": "redis", "labels": {OWNER_LABEL: "true"}, "state": "running",
          "image": "crosshost-lab/redis:1", "ports": []},
@@ -171,16 +171,16 @@ def test_containers_lists_every_container_with_its_labels_and_state(engine):
 
 def test_an_image_the_engine_lacks_is_missing_not_an_error_and_a_network_is_matched_exactly(engine):
     engine.answers[("GET", "/networks")] = (200, [{"Name": "ambassador-old"}, {"Name": "ambassador", "Id": "n1"}])
-    host = DockerHost(engine.url)
-    assert host.has_image("crosshost-lab/socat:1") is False
-    assert host.network("ambassador") == {"Name": "ambassador", "Id": "n1"}
+    client = Engine(engine.url)
+    assert client.has_image("crosshost-lab/socat:1") is False
+    assert client.network("ambassador") == {"Name": "ambassador", "Id": "n1"}
     engine.answers[("GET", "/networks")] = (200, [{"Name": "ambassador-old"}])
-    assert host.network("ambassador") is None
+    assert client.network("ambassador") is None
 
 
 def test_an_engine_that_does_not_answer_is_named_in_the_error():
     with pytest.raises(EngineError) as failed:
-        DockerHost("unix:///nonexistent/crosshost/docker.sock").containers()
+        Engine("unix:///nonexistent/crosshost/docker.sock").containers()
     assert "unix:///nonexistent/crosshost/docker.sock" in str(failed.value)
 
 
@@ -199,7 +199,7 @@ def test_replace_side_by_side_makes_the_new_one_before_the_old_one_goes_and_roll
     engine.answers[("POST", "/containers/c4/start")] = (204, None)
     engine.answers[("DELETE", "/containers/%s" % old)] = (204, None)
     spec = dict(provider_ambassador(), side="consumer", published=[])
-    assert DockerHost(engine.url).replace(old, spec, "side_by_side", running=True) == "c4"
+    assert Engine(engine.url).replace(old, spec, "side_by_side", running=True) == "c4"
     order = [(m, p.split("?")[0]) for m, p, _b in engine.requests if m != "GET"]
     assert order == [("POST", "/containers/%s/rename" % old), ("POST", "/containers/%s/update" % old),
                      ("POST", "/containers/%s/exec" % old), ("POST", "/exec/e1/start"),
@@ -211,7 +211,7 @@ def test_replace_side_by_side_makes_the_new_one_before_the_old_one_goes_and_roll
     engine.requests = []
     engine.answers[("POST", "/containers/create")] = (500, {"message": "no space left on device"})
     with pytest.raises(EngineError, match="no space left"):
-        DockerHost(engine.url).replace(old, spec, "side_by_side", restart_policy="unless-stopped")
+        Engine(engine.url).replace(old, spec, "side_by_side", restart_policy="unless-stopped")
     renames = [p for p, _b in engine.sent("POST", "/containers/%s/rename" % old)]
     assert len(renames) == 2 and "name=redis_ambassador" in renames[1] and "replaced" not in renames[1]
     updates = [b["RestartPolicy"] for _p, b in engine.sent("POST", "/containers/%s/update" % old)]
@@ -225,7 +225,7 @@ def test_replace_stop_first_stops_and_removes_the_old_one_before_making_the_new_
     engine.answers[("DELETE", "/containers/%s" % old)] = (204, None)
     engine.answers[("POST", "/containers/create")] = (201, {"Id": "c5", "Warnings": []})
     engine.answers[("POST", "/containers/c5/start")] = (204, None)
-    assert DockerHost(engine.url).replace(old, provider_ambassador(), "stop_first", stop_timeout=10) == "c5"
+    assert Engine(engine.url).replace(old, provider_ambassador(), "stop_first", stop_timeout=10) == "c5"
     order = [(m, p.split("?")[0]) for m, p, _b in engine.requests if m != "GET"]
     assert order == [("POST", "/containers/%s/stop" % old), ("DELETE", "/containers/%s" % old),
                      ("POST", "/containers/create"), ("POST", "/containers/c5/start")]
@@ -239,12 +239,12 @@ def test_replace_stop_first_stops_and_removes_the_old_one_before_making_the_new_
 ])
 def test_a_lock_container_whose_name_is_taken_is_not_acquired_on_docker_and_podman(engine, status, message):
     engine.answers[("POST", "/containers/create")] = (status, {"message": message})
-    assert DockerHost(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {}) is None
+    assert Engine(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {}) is None
     assert not engine.sent("POST", "/containers/0123/start")
 
 
 def test_another_failure_to_create_the_lock_container_is_an_error_naming_it(engine):
     engine.answers[("POST", "/containers/create")] = (500, {"message": "no space left on device"})
     with pytest.raises(EngineError) as failed:
-        DockerHost(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {})
+        Engine(engine.url).create_lock("crosshost-ambassador-lock", "img", "sleep 1", {})
     assert "crosshost-ambassador-lock" in str(failed.value) and "no space left" in str(failed.value)
