@@ -100,7 +100,7 @@ def partial_run_problems(service_hosts, pending, play_hosts):
     return problems
 
 
-def hosts_to_change(service_hosts, pending, play_hosts):
+def hosts_to_change(service_hosts, pending, play_hosts, busy=()):
     """The hosts of the play that a run with these changes locks and applies, sorted.
 
     Every host with something to change, and every host that provides or consumes a service that
@@ -112,10 +112,12 @@ def hosts_to_change(service_hosts, pending, play_hosts):
     :param service_hosts: service -> the hosts that provide or consume it (the whole inventory's plan).
     :param pending: host of the play -> services with work on that host in this run.
     :param play_hosts: the hosts of the play that may be applied (those that have not failed).
+    :param busy: hosts with some other step to take (a missing network): applied too when the run changes
+        something, so that every host of a run has the network, as before a run applied only these hosts.
     """
     play_hosts = set(play_hosts)
     changing = set(s for services in pending.values() for s in services or ())
-    hosts = set(h for h, services in pending.items() if services)
+    hosts = set(h for h, services in pending.items() if services) | set(busy)
     for service in changing:
         hosts.update(service_hosts.get(service, ()))
     return sorted(hosts & play_hosts)

@@ -212,10 +212,12 @@ def select(steps, phases, hold=()):
 
 
 def pending(steps, phases):
-    """For each phase not in ``phases``: how many container steps it has, and for which services."""
+    """For each phase not in ``phases``: how many steps it has (a missing network or image counts too),
+    and for which services (those of its container steps)."""
     left = [p for p in PHASES if p not in phases]
-    of = dict((p, [s for s in steps if s["phase"] == p and s["kind"] == "container"]) for p in left)
-    return dict((p, len(of[p])) for p in left), dict((p, services_of(of[p])) for p in left)
+    of = dict((p, [s for s in steps if s["phase"] == p]) for p in left)
+    return (dict((p, len(of[p])) for p in left),
+            dict((p, services_of([s for s in of[p] if s["kind"] == "container"])) for p in left))
 
 
 # Phases of a change, each run on every host before the next (make before break): what each

@@ -63,3 +63,5 @@ def test_a_run_changes_the_hosts_with_work_and_the_hosts_of_the_services_that_ch
     assert hosts_to_change(service_hosts, {"host4": ["echo"]}, ["host1", "host2"]) == ["host1"]
     # A service no longer planned (removed everywhere) concerns only the hosts with work.
     assert hosts_to_change(service_hosts, {"host5": ["gone"]}, hosts) == ["host5"]
+    # A host whose only step is its missing network is applied with a run that changes something.
+    assert hosts_to_change(service_hosts, {"host4": ["echo"]}, hosts, busy=["host5"]) == ["host1", "host4", "host5"]

@@ -230,4 +230,6 @@ def test_steps_carry_their_phase_and_method_and_select_takes_those_of_some_phase
     assert [s["name"] for s in taken] == ["ambassador"] and [s["name"] for s in held] == ["redis", "redis_ambassador"]
     assert pending(d["steps"], ["make"]) == (
         {"stop": 0, "switch": 1, "break": 0}, {"stop": [], "switch": ["redis"], "break": []})
+    # The decision's own count (no phase taken) includes the missing network and the pull, not only containers.
+    assert pending(d["steps"], [])[0] == {"stop": 0, "make": 3, "switch": 1, "break": 0}
     assert replace_method({"kind": "service", "published": []}, {"kind": "service", "published": []}) == "stop_first"
