@@ -56,8 +56,7 @@ class ActionModule(ControllerAction):
                 return self.refuse(result, problems)
             result.update(changes=any(pending.values()),
                           stop=any((d.get("pending") or {}).get("stop") for d in decided.values()),
-                          hosts=hosts_to_change(topology.get("service_hosts") or {}, pending,
-                                                [h for h in play_hosts_all if h in alive],
+                          hosts=hosts_to_change(topology.get("service_hosts") or {}, pending, alive,
                                                 [h for h, d in decided.items() if any((d.get("pending") or {}).values())]))
         return result
 
