@@ -62,10 +62,9 @@ options:
       - Which of the host's actions to take, in their order. V(make) creates the network, pulls images,
         creates and starts containers (and removes those whose published port a new container needs);
         V(switch) recreates changed containers; V(break) removes containers no longer planned.
-      - "Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
-        make-before-break, as the M(crosshost.ambassador.topology) role does. A moved service then runs on its
-        new host before its consumers' ambassadors switch to it; consumers see a cut of their open
-        connections instead of a gap as long as the move."
+      - Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
+        make-before-break, as the M(crosshost.ambassador.topology) role does (why, and what guards a move: the
+        collection's README, "Moves").
       - V(make) also recreates an ambassador that becomes provider-side (a service moved to this host), and
         V(break) one that stops being provider-side (a service moved away), so that consumers elsewhere keep
         a working path until they have switched.
