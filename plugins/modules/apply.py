@@ -63,8 +63,8 @@ options:
         creates and starts containers (and removes those whose published port a new container needs);
         V(switch) recreates changed containers; V(break) removes containers no longer planned.
       - Run V([make]) on every host of the play, then V([switch]), then V([break]), to change a topology
-        make-before-break, as the M(crosshost.ambassador.topology) role does (why, and what guards a move: the
-        collection's README, "Moves").
+        make-before-break, as the M(crosshost.ambassador.topology) role does (the collection's README, "Moves",
+        says why and what guards a move).
       - V(make) also recreates an ambassador that becomes provider-side (a service moved to this host), and
         V(break) one that stops being provider-side (a service moved away), so that consumers elsewhere keep
         a working path until they have switched.
