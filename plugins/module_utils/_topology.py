@@ -402,7 +402,10 @@ def parse_placement(value):
                             % _type_name(value), "write e.g. {redis: host3} or redis=host3")]
     overrides, problems = {}, []
     for service, host in pairs:
-        if not isinstance(service, str) or not isinstance(host, str) or not host:
+        if not isinstance(service, str) or not service:
+            problems.append(Problem("%s.%s" % (path, service), "%r is not a service name" % (service,),
+                                    "give the name of a service of ambassador_services"))
+        elif not isinstance(host, str) or not host:
             problems.append(Problem("%s.%s" % (path, service), "%r is not a host name" % (host,),
                                     "give the inventory host the service moves to"))
         elif overrides.setdefault(service, host) != host:
@@ -420,7 +423,7 @@ def _apply_placement(services, placement, known_hosts):
         path = "ambassador_placement_overrides.%s" % service
         if service not in services:
             problems.append(Problem(path, "service %r is not defined in ambassador_services" % service,
-                                    "move one of: %s" % (", ".join(sorted(services, key=str)) or "(no services defined)")))
+                                    "move one of: %s" % (", ".join(sorted(str(name) for name in services)) or "(no services defined)")))
         elif host not in known_hosts:
             problems.append(Problem(path, "host %r is not in the inventory" % host,
                                     "move the service to one of the inventory's hosts"))

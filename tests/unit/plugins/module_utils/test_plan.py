@@ -289,6 +289,7 @@ def test_placement_is_read_from_a_mapping_or_survey_text(value, expected):
     (["redis=host3"], "ambassador_placement_overrides: must be a mapping {service: host} or text service=host, got list"),
     ("redis=host3,redis=host1", "ambassador_placement_overrides.redis: is given twice (host3 and host1)"),
     ({"redis": 3}, "ambassador_placement_overrides.redis: 3 is not a host name"),
+    ({5: "host3"}, "ambassador_placement_overrides.5: 5 is not a service name. Fix: give the name of a service"),
 ])
 def test_malformed_placement_is_a_problem(value, message):
     overrides, found = parse_placement(value)
@@ -319,6 +320,15 @@ def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_pla
         "ambassador_placement_overrides.redis: host 'nosuchhost' is not in the inventory. "
         "Fix: move the service to one of the inventory's hosts.",
     ]
+
+
+
+def test_an_override_naming_no_service_is_a_problem_even_beside_a_service_named_by_a_number():
+    # YAML reads `5:` as an int: the names listed in the fix must not break on it.
+    found = problems({"redis": REDIS["redis"], 5: dict(REDIS["redis"])}, hosts(host1=["redis"]), placement="cache=host1")
+    assert "ambassador_placement_overrides.cache: service 'cache' is not defined in ambassador_services. " \
+        "Fix: move one of: 5, redis." in found
+    assert any(p.startswith("ambassador_services.5: 5 is not a valid service name") for p in found), found
 
 
 # ---- data planes ----
