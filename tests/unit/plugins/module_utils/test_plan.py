@@ -322,7 +322,6 @@ def test_placement_overrides_naming_unknown_services_or_hosts_fail_the_whole_pla
     ]
 
 
-
 def test_an_override_naming_no_service_is_a_problem_even_beside_a_service_named_by_a_number():
     # YAML reads `5:` as an int: the names listed in the fix must not break on it.
     found = problems({"redis": REDIS["redis"], 5: dict(REDIS["redis"])}, hosts(host1=["redis"]), placement="cache=host1")
