@@ -27,6 +27,13 @@ adds and the sysctls of its network namespace.
   resolves the target (a container name on the provider side) and swaps the
   rules atomically when its address changes. Allowed peers are ``-s`` matches
   of the DNAT rules: anyone else reaches no listener and is refused.
+
+  It alone balances a service on several hosts (:func:`balanced_process`): the
+  consumer-side ambassador DNATs each new connection to one healthy replica
+  (``statistic`` matches spread them in turn; ``failover`` takes the first), and
+  its own loop health-checks every replica with a TCP connect (busybox ``nc`` and ``timeout``)
+  and rewrites the rules when a replica falls or rises. Open connections keep
+  their replica (conntrack): a change of the healthy set cuts none of them.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ import shlex
 
 DATAPLANES = ("socat", "kernel")
 DEFAULT_DATAPLANE = "socat"
+# The data planes that can balance a service across several hosts, the first the default for one.
+BALANCING_DATAPLANES = ("kernel",)
 
 # socat: listen queue for simultaneous connects (the kernel caps it at net.core.somaxconn).
 SOCAT_BACKLOG = 4096
@@ -169,12 +178,19 @@ def kernel_rules(protocol, ports, allow=()):
     return "\n".join(lines) + "\n"
 
 
-def kernel_script(protocol, ports, target, allow=()):
-    """The shell program of a kernel ambassador: hook its chains in, then keep them pointing
-    at the target's current address."""
+def _kernel_hooks():
+    """The shell line that creates the ambassador's chains and hooks them in, or ends the container."""
     hooks = " && ".join(
         "{ iptables -t nat -C %s -j %s 2>/dev/null || iptables -t nat -A %s -j %s; }" % (hook, chain, hook, chain)
         for hook, chain in (("PREROUTING", KERNEL_CHAIN_PRE), ("POSTROUTING", KERNEL_CHAIN_POST)))
+    return ("printf '*nat\\n:%s - [0:0]\\n:%s - [0:0]\\nCOMMIT\\n' | iptables-restore --noflush && %s "
+            "|| { echo 'crosshost.ambassador: cannot set up iptables (NET_ADMIN missing?)' >&2; exit 1; }"
+            % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST, hooks))
+
+
+def kernel_script(protocol, ports, target, allow=()):
+    """The shell program of a kernel ambassador: hook its chains in, then keep them pointing
+    at the target's current address."""
     return "\n".join([
         "set -u",
         "target='%s'" % target,
@@ -183,9 +199,7 @@ def kernel_script(protocol, ports, target, allow=()):
         "EOF",
         "}",
         "resolve() { case $1 in *[!0-9.]*) getent ahostsv4 \"$1\" | awk 'NR==1{print $1}' ;; *) echo \"$1\" ;; esac; }",
-        "printf '*nat\\n:%s - [0:0]\\n:%s - [0:0]\\nCOMMIT\\n' | iptables-restore --noflush && %s "
-        "|| { echo 'crosshost.ambassador: cannot set up iptables (NET_ADMIN missing?)' >&2; exit 1; }"
-        % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST, hooks),
+        _kernel_hooks(),
         "cur=",
         "while :; do",
         "  ip=$(resolve \"$target\" 2>/dev/null)",
@@ -198,14 +212,118 @@ def kernel_script(protocol, ports, target, allow=()):
     ]) + "\n"
 
 
-def _kernel(protocol, ports, target, allow):
+def _kernel(script):
+    """A kernel ambassador's process: ``script`` run by ``/bin/sh`` with an init, allowed to program iptables."""
     return {
         "entrypoint": ["/bin/sh", "-c"],
-        "command": [kernel_script(protocol, ports, target, allow)],
+        "command": [script],
         "init": True,
         "cap_add": list(KERNEL_CAPABILITIES),
         "sysctls": dict(KERNEL_SYSCTLS),
     }
+
+
+# What a balancing ambassador logs each time the set of replicas it forwards to changes (and at start):
+# HEALTHY_LOG + the replicas' addresses, separated by spaces, or "none". healthy_replicas() reads it back.
+HEALTHY_LOG = "crosshost.ambassador: healthy replicas: "
+
+
+def healthy_replicas(log_text):
+    """The replicas a balancing ambassador forwards to, as its log (oldest first) last said; None if it never did."""
+    found = None
+    for line in log_text.splitlines():
+        at = line.find(HEALTHY_LOG)
+        if at >= 0:
+            words = line[at + len(HEALTHY_LOG):].split()
+            found = [] if words == ["none"] else words
+    return found
+
+
+def _seconds(value):
+    return "%g" % value
+
+
+def balanced_rules(ports):
+    """The shell function ``rules`` of a balancing ambassador: given the replicas to use as its
+    arguments, it prints the ``iptables-restore --noflush`` input that spreads new connections
+    across them in turn (the first rule takes every n-th, the next every (n-1)-th of the rest...,
+    the last the rest)."""
+    lines = ["rules() {",
+             "  printf '*nat\\n:%s - [0:0]\\n:%s - [0:0]\\n'" % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST)]
+    for listen, port in ports:
+        lines += ["  k=$#",
+                  "  for a in \"$@\"; do",
+                  "    if [ \"$k\" -gt 1 ]; then m=\"-m statistic --mode nth --every $k --packet 0 \"; else m=; fi",
+                  "    echo \"-A %s -p tcp --dport %d ${m}-j DNAT --to-destination $a:%d\"; k=$((k - 1))"
+                  % (KERNEL_CHAIN_PRE, listen, port),
+                  "  done"]
+    lines += ["  for a in \"$@\"; do"]
+    lines += ["    echo \"-A %s -p tcp -d $a --dport %d -j MASQUERADE\"" % (KERNEL_CHAIN_POST, port)
+              for port in sorted(set(port for _listen, port in ports))]
+    lines += ["  done", "  echo COMMIT", "}"]
+    return lines
+
+
+def balanced_script(ports, replicas, balance, health):
+    """The shell program of a consumer-side ambassador of a service on several hosts.
+
+    Every ``health["interval"]`` seconds it connects to each replica's first port at once (busybox's
+    ``nc ... -e true``: connect, then close; cut off by ``timeout`` after ``health["timeout"]`` seconds); a replica that failed ``fall`` checks in a row is
+    taken out, one that passed ``rise`` in a row comes back; every replica starts healthy. Each
+    change rewrites the rules atomically (``iptables-restore --noflush``) and is logged (see
+    :data:`HEALTHY_LOG`). With no healthy replica, nothing is forwarded: connections are refused.
+    """
+    check_port = ports[0][1]
+    return "\n".join([
+        "set -u",
+        "replicas='%s'" % " ".join(replicas),
+    ] + balanced_rules(ports) + [
+        "use() {",
+        "  %s" % ('[ $# -gt 1 ] && set -- "$1"' if balance == "failover" else ":"),
+        "  rules \"$@\" | iptables-restore --noflush",
+        "}",
+        _kernel_hooks(),
+        "i=0; for r in $replicas; do eval \"up_$i=1 ok_$i=0 bad_$i=0\"; i=$((i + 1)); done",
+        "healthy=$replicas",
+        "use $healthy || { echo 'crosshost.ambassador: cannot set the forwarding rules' >&2; exit 1; }",
+        "echo \"%s$healthy\"" % HEALTHY_LOG,
+        "while :; do",
+        "  pids=",
+        "  for r in $replicas; do",
+        # In a subshell that exits by itself: a check killed by its timeout is not reported as "Terminated".
+        "    (timeout %s nc \"$r\" %d -e true </dev/null >/dev/null 2>&1; s=$?; exit $s) & pids=\"$pids $!\""
+        % (_seconds(health["timeout"]), check_port),
+        "  done",
+        "  sleep %s" % _seconds(health["interval"]),
+        "  now=; i=0",
+        "  for p in $pids; do",
+        "    set -- $replicas; shift $i; r=$1",
+        "    if wait \"$p\"; then eval \"ok_$i=\\$((ok_$i + 1)) bad_$i=0\"; else eval \"bad_$i=\\$((bad_$i + 1)) ok_$i=0\"; fi",
+        "    eval \"up=\\$up_$i ok=\\$ok_$i bad=\\$bad_$i\"",
+        "    if [ \"$up\" = 1 ] && [ \"$bad\" -ge %d ]; then up=0; echo \"crosshost.ambassador: replica $r is down: "
+        "$bad checks failed\"; fi" % health["fall"],
+        "    if [ \"$up\" = 0 ] && [ \"$ok\" -ge %d ]; then up=1; echo \"crosshost.ambassador: replica $r is up: "
+        "$ok checks passed\"; fi" % health["rise"],
+        "    eval \"up_$i=$up\"; [ \"$up\" = 1 ] && now=\"$now $r\"; i=$((i + 1))",
+        "  done",
+        "  now=${now# }",
+        "  if [ \"$now\" != \"$healthy\" ] && use $now; then healthy=$now; echo \"%s${healthy:-none}\"; fi"
+        % HEALTHY_LOG,
+        "done",
+    ]) + "\n"
+
+
+def balanced_process(dataplane, ports, replicas, balance, health):
+    """What a consumer-side ambassador of a tcp service on several hosts runs: see :func:`balanced_script`.
+
+    :param ports: ``[(listen_port, published_port), ...]``, the same on every replica.
+    :param replicas: the replicas' advertise addresses (IPv4), in the order of the service's hosts.
+    :param balance: ``round_robin`` or ``failover``.
+    :param health: ``{interval, timeout, fall, rise}``.
+    """
+    if dataplane not in BALANCING_DATAPLANES:
+        raise ValueError("the %s data plane cannot balance" % dataplane)
+    return _kernel(balanced_script(ports, replicas, balance, health))
 
 
 # A replaced ambassador's watch: seconds between two lookups of its name.
@@ -257,7 +375,7 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls_role=No
     if dataplane == "kernel":
         if tls_role:
             raise ValueError("the kernel data plane cannot speak TLS")
-        return _kernel(protocol, ports, target, allow)
+        return _kernel(kernel_script(protocol, ports, target, allow))
     if dataplane != "socat":
         raise ValueError("unknown data plane %r" % (dataplane,))
     return _socat(protocol, ports, target, allow, tls_role)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import gc
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import planned_container
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import TLS_MOUNT, ambassador_process
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    TLS_MOUNT, ambassador_process, balanced_process)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
     ambassador_name, ambassador_side, env_prefix, validate)
 
@@ -98,12 +99,17 @@ def _ambassador(svc, side, process, host, image, **values):
 
 def _consumer_side(svc, host, image):
     """The consumer-side ambassador of a service, the same on every host with its image, network
-    and (with TLS) TLS directory."""
-    address, pairs = svc.address, list(zip(svc.ports, svc.published))
+    and (with TLS) TLS directory. Its environment says where it forwards: the provider's address,
+    or each replica's, separated by commas."""
+    pairs = list(zip(svc.ports, svc.published))
     prefix = env_prefix(svc.name)
-    env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()), "%s://%s:%d" % (svc.protocol, address, pub))
-               for p, pub in pairs)
-    process = ambassador_process(svc.dataplane, svc.protocol, pairs, address, tls_role=svc.host if svc.tls else None)
+    env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()),
+                ",".join("%s://%s:%d" % (svc.protocol, address, pub) for address in svc.addresses)) for p, pub in pairs)
+    if len(svc.hosts) > 1:
+        process = balanced_process(svc.dataplane, pairs, svc.addresses, svc.balance, svc.health)
+    else:
+        process = ambassador_process(svc.dataplane, svc.protocol, pairs, svc.address,
+                                     tls_role=svc.host if svc.tls else None)
     return _ambassador(svc, "consumer", process, host, image, env=env, aliases=[svc.name], tls=svc.tls)
 
 
@@ -130,7 +136,7 @@ def _host_plan(host, services, shared):
         svc = services[name]
         image = host.kernel_image if svc.dataplane == "kernel" else host.image
         side = ambassador_side(svc, host.name, host.consumes)
-        if svc.host == host.name and svc.image is not None:
+        if host.name in svc.hosts and svc.image is not None:
             containers.append(planned_container(name=name, kind="service", service=name, image=svc.image,
                                                 command=svc.command, env=svc.env, volumes=list(svc.volumes),
                                                 network=host.network))

@@ -70,12 +70,14 @@ def _port_text(container, address=None):
 
 
 def _target_ports(container):
-    """The endpoints a consumer-side ambassador forwards to, from its legacy env, written like _port_text's."""
+    """The endpoints a consumer-side ambassador forwards to (each replica's, for a service on several hosts),
+    from its legacy env, written like _port_text's."""
     endpoints = set()
     for value in (container.get("env") or {}).values():
-        protocol, sep, address = str(value).partition("://")
-        if sep:
-            endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
+        for url in str(value).split(","):
+            protocol, sep, address = url.partition("://")
+            if sep:
+                endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
     return sorted(endpoints)
 
 

@@ -13,13 +13,16 @@ each with the variable path and the fix, so that nothing is applied anywhere. Pl
 
 Words used throughout (the same in the docs and tests):
 
-* service: an entry of ``ambassador_services``, placed on one host (its provider).
-* provider: the host a service runs on.
+* service: an entry of ``ambassador_services``, placed on one host (its provider), or on several
+  (``hosts:``, its replicas: each is a provider).
+* provider: a host a service runs on.
+* replica: one of the providers of a service placed on several hosts.
 * consumer: a host whose containers connect to a service.
 * ambassador: a forwarding container named ``<service>_ambassador``. On the
   provider it publishes the service's ports on the provider's advertise
   address and forwards to the service container; on a consumer it carries the
-  network alias ``<service>`` and forwards to the provider's advertise address.
+  network alias ``<service>`` and forwards to the provider's advertise address (to a healthy
+  replica's, chosen by ``balance``, for a service on several hosts).
 * advertise_address: the address other hosts use to reach a host's published ports.
 """
 
@@ -30,7 +33,8 @@ import re
 from typing import NamedTuple, Optional
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import HOSTNAME, check_settings
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import DATAPLANES, DEFAULT_DATAPLANE
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    BALANCING_DATAPLANES, DATAPLANES, DEFAULT_DATAPLANE)
 
 DEFAULT_NETWORK = "ambassador"
 # A real, public image whose entrypoint is socat and which has /bin/sh: the
@@ -44,14 +48,27 @@ AMBASSADOR_SUFFIX = "_ambassador"
 DEFAULT_TLS_DIR = "/etc/crosshost-ambassador/tls/%s"  # % inventory hostname
 
 SERVICE_KEYS = frozenset(
-    ("host", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container", "consumers",
-     "tls", "dataplane", "move")
+    ("host", "hosts", "port", "ports", "published", "protocol", "image", "command", "env", "volumes", "container",
+     "consumers", "tls", "dataplane", "move", "balance", "health")
 )
 PROTOCOLS = ("tcp", "udp")
 # How a service moves between hosts: its new place comes up before the old one goes
 # (make_before_break), or the old one stops first so that two never run at once (stop_first;
 # the default for a service with volumes: never two writers).
 MOVES = ("make_before_break", "stop_first")
+# How the consumer-side ambassadors of a service on several hosts choose a replica for each new
+# connection: every healthy one in turn, or the first healthy one in the order of hosts.
+BALANCES = ("round_robin", "failover")
+DEFAULT_BALANCE = "round_robin"
+# The health checks of replicas, from each consumer-side ambassador (a TCP connect to each replica's
+# published port): seconds between checks and for one check, failed checks that take a replica out,
+# passed checks that bring it back. key -> (default, type, lowest, highest).
+HEALTH = {
+    "interval": (1, "number", 0.2, 3600),
+    "timeout": (1, "number", 0.2, 3600),
+    "fall": (2, "integer", 1, 100),
+    "rise": (2, "integer", 1, 100),
+}
 
 # A service name is a container name, a DNS alias and (upper-cased) the prefix
 # of environment variables, so it must be valid as all three.
@@ -148,13 +165,90 @@ def _string_list(path, value, what):
 def _service_host_problems(path, host, known_hosts):
     if host is None:
         return [Problem(path + ".host", "is required (the inventory host the service runs on)",
-                        "set host: <inventory hostname>")]
+                        "set host: <inventory hostname>, or hosts: [<hostname>, ...] to run it on several")]
     if not isinstance(host, str):
         return [Problem(path + ".host", "%r is not a host name" % (host,), "set host: <inventory hostname>")]
     if host not in known_hosts:
         return [Problem(path + ".host", "host %r is not in the inventory" % host,
                         "place the service on one of the inventory's hosts, or add %s to the inventory" % host)]
     return []
+
+
+def _service_hosts(path, spec, known_hosts):
+    """``(the hosts a service runs on, problems)``: ``host:`` names one, ``hosts:`` a list of them."""
+    if "hosts" not in spec:
+        problems = _service_host_problems(path, spec.get("host"), known_hosts)
+        return (None if problems else [spec["host"]]), problems
+    if "host" in spec:
+        return None, [Problem(path, "has both host and hosts", "keep host: for one host, or hosts: for several")]
+    value, key = spec["hosts"], path + ".hosts"
+    if not isinstance(value, list) or not value:
+        return None, [Problem(key, "must be a non-empty list of inventory hosts, got %s"
+                              % ("an empty list" if value == [] else _type_name(value)),
+                              "write e.g. hosts: [host2, host3]")]
+    problems = []
+    for i, host in enumerate(value):
+        found = _service_host_problems("%s[%d]" % (key, i), host, known_hosts)
+        problems.extend(Problem(p.path[:-len(".host")], p.message, p.fix.replace("set host: ", "list "))
+                        for p in found)
+    if not problems and len(set(value)) != len(value):
+        problems.append(Problem(key, "lists %s more than once" % ", ".join(sorted(set(h for h in value
+                                                                                  if value.count(h) > 1))),
+                                "list each host once"))
+    return (None if problems else list(value)), problems
+
+
+def _health(path, value):
+    """``(the health check settings of a replicated service, defaults filled in, problems)``."""
+    settings = dict((key, default) for key, (default, _t, _l, _h) in HEALTH.items())
+    if value is None:
+        return settings, []
+    if not isinstance(value, dict):
+        return None, [Problem(path, "must be a mapping, got %s" % _type_name(value),
+                              "write e.g. {interval: 1, timeout: 1, fall: 2, rise: 2}")]
+    problems = [Problem("%s.%s" % (path, key), "unknown setting", "use only %s" % ", ".join(HEALTH))
+                for key in sorted(value, key=str) if key not in HEALTH]
+    for key, (_d, kind, low, high) in HEALTH.items():
+        if key not in value:
+            continue
+        number = value[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float) if kind == "number" else int):
+            problems.append(Problem("%s.%s" % (path, key), "%r is not a%s %s" % (number, "n" if kind == "integer"
+                                                                               else "", kind),
+                                    "use a%s %s from %s to %s" % ("n" if kind == "integer" else "", kind, low, high)))
+        elif not low <= number <= high:
+            problems.append(Problem("%s.%s" % (path, key), "%s is out of range" % number,
+                                    "use a%s %s from %s to %s" % ("n" if kind == "integer" else "", kind, low, high)))
+        else:
+            settings[key] = number
+    if not problems and settings["timeout"] > settings["interval"]:
+        problems.append(Problem(path + ".timeout", "%s is longer than the interval %s" % (settings["timeout"],
+                                                                                         settings["interval"]),
+                                "use a timeout no longer than the interval between checks"))
+    return (None if problems else settings), problems
+
+
+def _replicas(path, spec, hosts, protocol, dataplane):
+    """What a service on several hosts needs, checked: ``(balance, health, problems)``. A service on
+    one host takes the settings too (it may have had replicas, and may again), and ignores them."""
+    balance = spec.get("balance", DEFAULT_BALANCE)
+    problems = []
+    if balance not in BALANCES:
+        problems.append(Problem(path + ".balance", "%r is not a way to balance" % (balance,),
+                                "use round_robin (each new connection to the next healthy replica) or failover "
+                                "(to the first healthy host of hosts)"))
+    health, found = _health(path + ".health", spec.get("health"))
+    problems += found
+    if hosts and len(hosts) > 1:
+        if protocol == "udp":
+            problems.append(Problem(path + ".hosts", "replicas are health-checked by TCP connects, and the service "
+                                    "is udp", "list one host for a udp service"))
+        if dataplane in DATAPLANES and dataplane not in BALANCING_DATAPLANES:
+            problems.append(Problem(path + ".dataplane", "the %s data plane forwards to one host and cannot balance "
+                                    "across %d replicas" % (dataplane, len(hosts)),
+                                    "remove dataplane (a service on several hosts uses %s), or set dataplane: %s"
+                                    % (BALANCING_DATAPLANES[0], " or ".join(BALANCING_DATAPLANES))))
+    return balance, health, problems
 
 
 def _service_ports(path, spec):
@@ -238,7 +332,8 @@ def _service(name, spec, known_hosts, groups, default_dataplane):
                               "write e.g. {host: host2, port: 6379}")]
     problems = [Problem("%s.%s" % (path, key), "unknown setting", "use only %s" % ", ".join(sorted(SERVICE_KEYS)))
                 for key in sorted(k for k in spec if k not in SERVICE_KEYS)]
-    problems += _service_host_problems(path, spec.get("host"), known_hosts)
+    hosts, found = _service_hosts(path, spec, known_hosts)
+    problems += found
     ports, published, found = _service_ports(path, spec)
     problems += found
     protocol = spec.get("protocol", "tcp")
@@ -260,7 +355,8 @@ def _service(name, spec, known_hosts, groups, default_dataplane):
     elif "container" in spec and (not isinstance(container, str) or not _CONTAINER_NAME.match(container)):
         problems.append(Problem(path + ".container", "%r is not a valid container name" % (container,),
                                 "use letters, digits, '_', '.' or '-', starting with a letter or digit"))
-    dataplane = spec.get("dataplane", default_dataplane)
+    # A service on several hosts balances across them: on the data plane that can, unless it names one.
+    dataplane = spec.get("dataplane", BALANCING_DATAPLANES[0] if hosts and len(hosts) > 1 else default_dataplane)
     if dataplane not in DATAPLANES:
         problems.append(Problem(path + ".dataplane", "%r is not a data plane" % (dataplane,),
                                 "use %s, or remove dataplane to use ambassador_dataplane" % " or ".join(DATAPLANES)))
@@ -272,9 +368,11 @@ def _service(name, spec, known_hosts, groups, default_dataplane):
         problems.append(Problem(path + ".tls", "mutual TLS is for tcp services only", "remove tls, or use protocol: tcp"))
     consumer_hosts, found = _consumer_hosts(path, name, spec.get("consumers"), known_hosts, groups)
     problems += found
+    balance, health, found = _replicas(path, spec, hosts, protocol, dataplane)
+    problems += found
     if problems:
         return None, problems
-    return {"name": name, "host": spec["host"], "ports": ports, "published": published, "protocol": protocol,
+    return {"name": name, "hosts": hosts, "balance": balance, "health": health, "ports": ports, "published": published, "protocol": protocol,
             "image": image, "command": spec.get("command"),
             "env": dict((k, str(v)) for k, v in sorted((spec.get("env") or {}).items())),
             "volumes": volumes, "container": container, "consumer_hosts": consumer_hosts,
@@ -373,12 +471,14 @@ def _host_settings(host, hv, file_exists=None):
 
 
 def parse_placement(value):
-    """Placement overrides as ``{service: host}``, from a mapping or from survey text.
+    """Placement overrides as ``{service: host}`` (``{service: [host, ...]}`` for several), from a mapping or
+    from survey text.
 
     ``value`` is what ``ambassador_placement_overrides`` holds: a mapping
-    (``{redis: host3}``, from extra vars or a playbook), or a string as an AWX
-    survey's text field passes it, ``"redis=host3"`` or ``"redis=host3, echo=host1"``
-    (commas or whitespace between pairs). None and ``""`` mean no override.
+    (``{redis: host3}``, or ``{api: [host1, host2]}`` for several hosts, from extra vars or a
+    playbook), or a string as an AWX survey's text field passes it, ``"redis=host3"`` or
+    ``"redis=host3, api=host1+host2"`` (commas or whitespace between pairs, ``+`` between the
+    hosts of one service). None and ``""`` mean no override.
 
     :returns: ``(overrides, problems)``; ``problems`` is a list of :class:`Problem`.
     """
@@ -396,22 +496,25 @@ def parse_placement(value):
             if not sep or not service or not host:
                 return {}, [Problem(path, "%r is not service=host" % item,
                                     "write e.g. redis=host3, or several pairs separated by commas")]
-            pairs.append((service, host))
+            pairs.append((service, host.split("+") if "+" in host else host))
     else:
         return {}, [Problem(path, "must be a mapping {service: host} or text service=host, got %s"
                             % _type_name(value), "write e.g. {redis: host3} or redis=host3")]
     overrides, problems = {}, []
     for service, host in pairs:
+        hosts = host if isinstance(host, list) else [host]
         if not isinstance(service, str) or not service:
             problems.append(Problem("%s.%s" % (path, service), "%r is not a service name" % (service,),
                                     "give the name of a service of ambassador_services"))
-        elif not isinstance(host, str) or not host:
-            problems.append(Problem("%s.%s" % (path, service), "%r is not a host name" % (host,),
-                                    "give the inventory host the service moves to"))
-        elif overrides.setdefault(service, host) != host:
-            problems.append(Problem("%s.%s" % (path, service), "is given twice (%s and %s)" % (overrides[service], host),
-                                    "give each service one host"))
-    return overrides, problems
+        elif not hosts or not all(isinstance(h, str) and h for h in hosts):
+            problems.append(Problem("%s.%s" % (path, service), "%r is not a host name, nor a list of them" % (host,),
+                                    "give the inventory host the service moves to, or a list of hosts"))
+        elif len(set(hosts)) != len(hosts):
+            problems.append(Problem("%s.%s" % (path, service), "names a host more than once", "list each host once"))
+        elif overrides.setdefault(service, hosts) != hosts:
+            problems.append(Problem("%s.%s" % (path, service), "is given twice (%s and %s)"
+                                    % ("+".join(overrides[service]), "+".join(hosts)), "give each service one placement"))
+    return dict((service, hosts[0] if len(hosts) == 1 else hosts) for service, hosts in overrides.items()), problems
 
 
 def _apply_placement(services, placement, known_hosts):
@@ -419,16 +522,17 @@ def _apply_placement(services, placement, known_hosts):
     overrides, problems = parse_placement(placement)
     moved = dict(services)
     for service in sorted(overrides):
-        host = overrides[service]
+        hosts = overrides[service] if isinstance(overrides[service], list) else [overrides[service]]
         path = "ambassador_placement_overrides.%s" % service
         if service not in services:
             problems.append(Problem(path, "service %r is not defined in ambassador_services" % service,
                                     "move one of: %s" % (", ".join(sorted(str(name) for name in services)) or "(no services defined)")))
-        elif host not in known_hosts:
-            problems.append(Problem(path, "host %r is not in the inventory" % host,
+        elif any(h not in known_hosts for h in hosts):
+            problems.append(Problem(path, "host %r is not in the inventory" % [h for h in hosts if h not in known_hosts][0],
                                     "move the service to one of the inventory's hosts"))
         elif isinstance(services[service], dict):
-            moved[service] = dict(services[service], host=host)
+            moved[service] = dict((k, v) for k, v in services[service].items() if k not in ("host", "hosts"))
+            moved[service].update({"host": hosts[0]} if len(hosts) == 1 else {"hosts": hosts})
     return moved, problems
 
 
@@ -436,7 +540,8 @@ class Service(NamedTuple):
     """A service of ``ambassador_services``, checked, with its defaults filled in."""
 
     name: str
-    host: str  # its provider
+    host: str  # its provider (the first of hosts)
+    hosts: tuple  # its providers: one, or its replicas in the order given
     ports: tuple  # of the service container
     published: tuple  # on the provider, one per port
     protocol: str
@@ -451,7 +556,10 @@ class Service(NamedTuple):
     consumers: tuple  # every host whose containers connect to it, sorted
     remote_consumers: tuple  # those other than its provider
     address: Optional[str]  # its provider's advertise address, that they connect to
-    allow: tuple  # their source addresses: the only peers its provider-side ambassador lets in
+    addresses: tuple  # the advertise address of each of hosts (for remote consumers), in that order
+    allow: tuple  # their source addresses: the only peers its provider-side ambassadors let in
+    balance: str  # with several hosts: how consumers choose a replica (BALANCES)
+    health: dict  # with several hosts: how consumers check replicas (HEALTH)
 
 
 class Host(NamedTuple):
@@ -483,7 +591,7 @@ class Topology(NamedTuple):
     @property
     def service_hosts(self):
         """Service -> its provider and consumer hosts."""
-        return dict((n, sorted(set(svc.consumers) | set([svc.host]))) for n, svc in sorted(self.services.items()))
+        return dict((n, sorted(set(svc.consumers) | set(svc.hosts))) for n, svc in sorted(self.services.items()))
 
 
 def ambassador_side(service, host, consumes):
@@ -491,7 +599,7 @@ def ambassador_side(service, host, consumes):
     ``consumer`` or None. A provider-side ambassador serves remote consumers, or gives a differently
     named service container the service's name for local ones; every other host that consumes the
     service gets a consumer-side one."""
-    if service.host != host:
+    if host not in service.hosts:
         return "consumer" if service.name in consumes else None
     if service.remote_consumers or (service.container != service.name and service.name in consumes):
         return "provider"
@@ -514,10 +622,13 @@ def _host_problems(topology):
             if (name in kernel and host.kernel_image is None
                     and ambassador_side(svc, host.name, host.consumes)):
                 yield Problem("%s: ambassador_kernel_image" % host.name, "is not set, yet service %r uses the kernel "
-                              "data plane on this host" % name, "set it to an image with /bin/sh, iptables-restore "
-                              "and getent (the lab's is crosshost-lab/kernel:1), or set dataplane: socat on %s" % name)
+                              "data plane on this host%s" % (name, " (it balances across its replicas)"
+                                                            if len(svc.hosts) > 1 else ""),
+                              "set it to an image with /bin/sh, iptables-restore, getent, nc and timeout (the lab's "
+                              "is crosshost-lab/kernel:1)%s" % ("" if len(svc.hosts) > 1 else
+                                                                ", or set dataplane: socat on %s" % name))
             owner = owners.get(name)
-            if owner and svc.host == host.name and ambassador_side(services[owner], host.name, host.consumes):
+            if owner and host.name in svc.hosts and ambassador_side(services[owner], host.name, host.consumes):
                 yield Problem("ambassador_services.%s" % name, "its container name %r on %s is also the ambassador of "
                               "service %r" % (name, host.name, owner), "rename service %s" % name)
 
@@ -545,6 +656,8 @@ def _services(services, known, groups, tls, dataplane):
             problems.append(Problem("ambassador_services.%s.tls" % name, "the kernel data plane forwards packets and "
                                     "cannot speak TLS (asked for by %s)" % ("tls: true" if services[name].get("tls")
                                                                             is not None else "ambassador_tls"),
+                                    "set tls: false on %s (its replicas balance on the kernel data plane, the one "
+                                    "that can)" % name if len(svc["hosts"]) > 1 else
                                     "use dataplane: socat for %s, or set tls: false on it" % name))
         normalised[name] = svc
     return normalised, problems
@@ -564,41 +677,45 @@ def _consumed(host, hv, services):
     return wanted, problems
 
 
-_NO_LINKS = {"remote_consumers": (), "address": None, "allow": ()}  # a service consumed on its own host only
+_NO_LINKS = {"remote_consumers": (), "address": None, "addresses": (), "allow": ()}  # a service consumed on its own host only
 
 
 def _connections(services, hosts, consumers_of):
     """What connections across hosts need, checked: ``(service -> {remote_consumers: its consumers on other
-    hosts, address: its provider's advertise address, allow: their source addresses}, host -> its bind
-    address, problems)``. Only the hosts of services with remote consumers need addresses; each host's are
-    checked once."""
+    hosts, address and addresses: its providers' advertise addresses, allow: their source addresses}, host ->
+    its bind address, problems)``. Only the hosts of services with remote consumers need addresses; each
+    host's are checked once."""
     advertise, bind, sources, problems = {}, {}, {}, []
     published_on, found = {}, {}
     for name in sorted(services):
         svc = services[name]
-        provider = svc["host"]
-        remote = sorted(h for h in consumers_of[name] if h != provider)
+        providers = svc["hosts"]
+        remote = sorted(h for h in consumers_of[name] if h not in providers)
         if not remote:
             continue
-        if provider not in advertise:
-            advertise[provider], bind[provider], more = _provider_addresses(provider, hosts.get(provider) or {})
-            problems += more
+        for provider in providers:
+            if provider not in advertise:
+                advertise[provider], bind[provider], more = _provider_addresses(provider, hosts.get(provider) or {})
+                problems += more
         for consumer in remote:
             if consumer not in sources:
                 sources[consumer], more = _source_address(consumer, hosts.get(consumer) or {})
                 problems += more
-        if svc["dataplane"] == "kernel" and ":" in (advertise[provider] or ""):
-            problems.append(Problem("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards IPv4 "
-                                    "only, and %s's advertise address %s is IPv6" % (provider, advertise[provider]),
-                                    "use dataplane: socat for %s, or an IPv4 advertise address for %s" % (name, provider)))
-        for port in svc["published"]:
-            clash = published_on.setdefault(provider, {}).setdefault((port, svc["protocol"]), name)
-            if clash != name:
-                problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
-                                        "published for service %r" % (svc["protocol"], port, provider, clash),
-                                        "give one of the two services another published port"))
-        found[name] = {"address": advertise[provider], "allow": tuple(sources[c] for c in remote),
-                       "remote_consumers": tuple(remote)}
+        for provider in providers:
+            if svc["dataplane"] == "kernel" and ":" in (advertise[provider] or ""):
+                problems.append(Problem("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards "
+                                        "IPv4 only, and %s's advertise address %s is IPv6" % (provider,
+                                                                                           advertise[provider]),
+                                        "use dataplane: socat for %s, or an IPv4 advertise address for %s"
+                                        % (name, provider)))
+            for port in svc["published"]:
+                clash = published_on.setdefault(provider, {}).setdefault((port, svc["protocol"]), name)
+                if clash != name:
+                    problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
+                                            "published for service %r" % (svc["protocol"], port, provider, clash),
+                                            "give one of the two services another published port"))
+        found[name] = {"address": advertise[providers[0]], "addresses": tuple(advertise[p] for p in providers),
+                       "allow": tuple(sources[c] for c in remote), "remote_consumers": tuple(remote)}
     return found, bind, problems
 
 
@@ -664,14 +781,16 @@ def validate(services, hosts, groups=None, known_hosts=None, tls=False, placemen
     links, bind, found = _connections(normalised, hosts, consumers_of)
     problems += found
     records = dict((name, Service(
-        name=name, host=svc["host"], ports=tuple(svc["ports"]), published=tuple(svc["published"]),
+        name=name, host=svc["hosts"][0], hosts=tuple(svc["hosts"]), balance=svc["balance"],
+        health=svc["health"], ports=tuple(svc["ports"]), published=tuple(svc["published"]),
         protocol=svc["protocol"], image=svc["image"], command=svc["command"], env=svc["env"],
         volumes=tuple(svc["volumes"]), container=svc["container"], tls=svc["tls"], dataplane=svc["dataplane"],
         move=svc["move"], consumers=tuple(sorted(consumers_of[name])),
         **links.get(name, _NO_LINKS))) for name, svc in sorted(normalised.items()))
     provided = {}
     for name in sorted(records):
-        provided.setdefault(records[name].host, []).append(name)
+        for host in records[name].hosts:
+            provided.setdefault(host, []).append(name)
     topology = Topology(services=records, hosts=dict(
         (host, Host(name=host, advertise=(hosts[host] or {}).get("advertise_address"), bind=bind.get(host),
                     consumes=frozenset(consumes[host]), provides=tuple(provided.get(host, ())), **settings[host]))

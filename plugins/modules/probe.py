@@ -18,6 +18,8 @@ description:
     topology works end to end (Molecule's verify, a smoke test after site.yml).
   - The container runs C(/bin/sh) and C(socat) from O(image); the ambassador image has both. It is removed afterwards,
     also on failure or timeout, so nothing is left on the host.
+  - For a service on several hosts, it also returns which replicas the host's consumer-side ambassador currently
+    forwards to (RV(healthy_replicas)), as that ambassador's health checks last decided.
 extends_documentation_fragment:
   - crosshost.ambassador.common.engine
 attributes:
@@ -147,6 +149,16 @@ target:
   returned: always
   type: str
   sample: redis:6379
+healthy_replicas:
+  description:
+    - For a service on several hosts, the advertise addresses of the replicas that the consumer-side ambassador
+      C(<service>_ambassador) on the probed host forwards new connections to, as its log last said (a replica that
+      failed its health checks is not in it; an empty list means none is healthy).
+    - V(null) when there is no such ambassador on the host, or it does not balance (a service on one host).
+  returned: always
+  type: list
+  elements: str
+  sample: [10.77.16.12, 10.77.16.13]
 refused_sources:
   description: Source addresses the provider-side ambassador refused during the probe (only with O(provider_docker)).
   returned: always
@@ -161,7 +173,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._connection import ARGUMENT_SPEC as CONNECTION_OPTIONS
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import refused_sources
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import healthy_replicas, refused_sources
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import ambassador_name
@@ -206,7 +218,7 @@ def main():
     if p["docker_host"]:
         settings["host"] = p["docker_host"]
     where = "from network %s" % p["network"]
-    refused = []
+    refused, healthy = [], None
     try:
         engine = connect(settings, timeout=p["timeout"] * 3 + 10)
         where = "from network %s on the Docker engine at %s" % (p["network"], engine.url)
@@ -214,13 +226,15 @@ def main():
         started = time.time() - 1
         code, received = engine.run_probe(p["image"], p["network"], ["/bin/sh", "-c"], [PROBE_SCRIPT], env,
                                           p["timeout"] * 3, {PROBE_LABEL: "true"})
+        healthy = healthy_replicas(engine.logs_since(ambassador_name(p["service"]), 1) or "")
         if provider_settings:
             provider_engine = connect(provider_settings, timeout=p["timeout"] * 3 + 10)
             refused = refused_sources(provider_engine.logs_since(ambassador_name(p["service"]), started) or "")
     except EngineError as exc:
         module.fail_json(msg="probing %s %s: %s" % (target, where, exc), target=target, received="", exit_code=-1,
-                         refused_sources=[])
-    result = dict(changed=False, received=received, exit_code=code, target=target, refused_sources=refused)
+                         refused_sources=[], healthy_replicas=None)
+    result = dict(changed=False, received=received, exit_code=code, target=target, refused_sources=refused,
+                  healthy_replicas=healthy)
     if refused:
         module.fail_json(msg="cannot connect to %s %s: refused by the provider's allow-list: %s on the Docker engine at "
                              "%s refused connections from %s, which is not an address it lets in. Fix: set "
