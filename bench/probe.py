@@ -4,8 +4,11 @@ Run inside a consumer container's network namespace (nsenter --net), so that the
 alias is resolved by that container's Docker DNS (127.0.0.11) exactly as the
 container's own processes would, and connections go through its ambassador.
 Keeps one connection open like a client pool; on any error it closes it, and the
-next request resolves the alias and connects again. Stops by itself after
---seconds. Prints JSON: [[t, ok], ...] with t in seconds since the start.
+next request resolves the alias and connects again (--fresh: a new connection
+for every request, as the replicas section uses it: each one is balanced anew).
+Stops by itself after --seconds. Prints JSON: [[t, ok], ...] with t in seconds
+since the start (--clock: the machine's monotonic clock, to compare with the
+moments the caller noted).
 
 python probe.py NAME PORT --seconds 20
 """
@@ -59,6 +62,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=0.2)
+    parser.add_argument("--fresh", action="store_true", help="a new connection for every request")
+    parser.add_argument("--clock", action="store_true", help="t on the monotonic clock, not since the start")
     args = parser.parse_args()
 
     samples = []
@@ -87,10 +92,10 @@ def main():
             ok = got == payload
         except (OSError, ValueError, IndexError, struct.error):
             ok = False
-        if not ok and conn is not None:
+        if (args.fresh or not ok) and conn is not None:
             conn.close()
             conn = None
-        samples.append([round(now - start, 4), ok])
+        samples.append([round(now - (0 if args.clock else start), 4), ok])
         tick += args.interval
         delay = tick - time.monotonic()
         if delay > 0:

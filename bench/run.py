@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,7 @@ BENCH_LAB = {
     "lab_inventory": "/var/lib/crosshost-bench/inventory.yml",
 }
 BENCH_LABEL = "crosshost-bench"
-SECTIONS = ("planning", "controller", "apply", "datapath", "disruption", "scale")
+SECTIONS = ("planning", "controller", "apply", "datapath", "disruption", "replicas", "scale")
 # How the topology role applies a change: make-before-break across hosts (default), or one step.
 MODES = {"make-before-break": [], "one step": ["-e", "ambassador_make_before_break=false"]}
 
@@ -61,6 +62,9 @@ SIZES = {
     "datapath_rounds": (3, 1),
     "disruption_rounds": (3, 1),
     "disruption_seconds": (25, 12),
+    # replicas: new connections counted over 3 replicas; rounds of each failure.
+    "replicas_connections": (300, 60),
+    "replicas_rounds": (3, 1),
     # scale: lab hosts, the forks tried at each count, rounds; the largest count is also run without
     # pipelining (forks 25); the lab is brought up from nothing (timed) in the full run only.
     "scale_hosts": ((3, 12, 24), (3,)),
@@ -296,7 +300,8 @@ def bench_apply(cfg, results, lab):
 
 # ---------------------------------------------------------------- datapath
 
-REDIS_PORTS = {"direct": 16379, "socat_classic": 16380, "socat": 6381, "socat_2_consumers": 6383, "kernel": 6382}
+REDIS_PORTS = {"direct": 16379, "socat_classic": 16380, "socat": 6381, "socat_2_consumers": 6383, "kernel": 6382,
+               "kernel_2_replicas": 6384}
 
 
 def classic_socat(listen, target):
@@ -320,6 +325,10 @@ def setup_datapath(lab):
     port = REDIS_PORTS["socat_2_consumers"]
     services["redis-shared"] = {"host": provider, "port": port, "image": lab.vars["lab_redis_image"],
                                 "command": redis(port), "dataplane": "socat", "consumers": [consumer, "bench3"]}
+    # Two replicas (bench2 and bench3), balanced by the consumer-side ambassador (the kernel plane, unasked).
+    port = REDIS_PORTS["kernel_2_replicas"]
+    services["redis-replicas"] = {"hosts": [provider, "bench3"], "port": port, "image": lab.vars["lab_redis_image"],
+                                  "command": redis(port), "consumers": [consumer]}
     lab.write_topology(services)
     lab.site()
     addr = lab.address(provider)
@@ -343,6 +352,7 @@ def setup_datapath(lab):
         "socat": ("redis-socat", REDIS_PORTS["socat"]),
         "socat_2_consumers": ("redis-shared", REDIS_PORTS["socat_2_consumers"]),
         "kernel": ("redis-kernel", REDIS_PORTS["kernel"]),
+        "kernel_2_replicas": ("redis-replicas", REDIS_PORTS["kernel_2_replicas"]),
     }
 
 
@@ -407,6 +417,105 @@ def bench_datapath(cfg, results, lab):
     results["datapath"] = {"requests": cfg["bench_requests"], "clients": 50, "summary": summary, "samples": samples}
     for host in ("bench1", "bench2"):
         lab.remove_bench_containers(host)
+
+
+# ---------------------------------------------------------------- replicas
+
+REPLICA_HOSTS = ["bench1", "bench2", "bench3", "bench4"]  # bench1 consumes; the others are the replicas
+REPLICA_PORT = 7000
+
+
+def replica_services(lab, replicas, consumer):
+    """who (answers with its container's hostname) and echo, each on every replica."""
+    image = lab.vars["lab_client_image"]
+    return {
+        "who": {"hosts": replicas, "port": REPLICA_PORT, "image": image, "consumers": [consumer],
+                "command": ["socat", "TCP-LISTEN:%d,fork,reuseaddr" % REPLICA_PORT, "SYSTEM:cat /etc/hostname"]},
+        "echo": {"hosts": replicas, "port": REPLICA_PORT + 1, "image": image, "consumers": [consumer],
+                 "command": ["socat", "TCP-LISTEN:%d,fork,reuseaddr" % (REPLICA_PORT + 1), "EXEC:/bin/cat"]},
+    }
+
+
+def _cut_link(lab, host):
+    veth = "xhv-" + host  # the lab's name for a short host name (roles/lab/README.md)
+    subprocess.run(["ip", "link", "set", veth, "down"], check=True)
+    return lambda: subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+
+
+def _stop_engine(lab, host):
+    with open(os.path.join(os.path.dirname(lab.hosts[host]["lab_docker_socket"]), "docker.pid")) as handle:
+        pid = int(handle.read().strip())
+    os.kill(pid, signal.SIGTERM)
+    return lambda: lab.up(REPLICA_HOSTS)
+
+
+def _kill_service(lab, host):
+    container = lab.client(host).containers.get("echo")
+    container.kill()
+    return container.start
+
+
+FAILURES = (("link cut", _cut_link), ("engine stopped", _stop_engine), ("service container killed", _kill_service))
+
+
+def failover_window(lab, client, failure, seconds):
+    """Fresh connections every 20 ms to echo (3 replicas, round robin) from bench1; after 3 s, ``failure`` hits
+    bench4. Returns when the failed requests stopped after it hit (the window), and how many failed."""
+    pid = lab.client("bench1").api.inspect_container(client.id)["State"]["Pid"]
+    probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable, os.path.join(HERE, "probe.py"),
+                              "echo", str(REPLICA_PORT + 1), "--seconds", str(seconds), "--interval", "0.02",
+                              "--timeout", "0.5", "--fresh", "--clock"], stdout=subprocess.PIPE,
+                             universal_newlines=True)
+    time.sleep(3)
+    hit = time.monotonic()
+    restore = failure(lab, "bench4")
+    try:
+        stdout, _stderr = probe.communicate(timeout=seconds + 60)
+    finally:
+        restore()
+    samples = json.loads(stdout)
+    failed = [t - hit for t, ok in samples if not ok and t >= hit]
+    return {"window_s": max(failed) if failed else 0.0, "failed_requests": len(failed), "requests": len(samples),
+            "failed_before_hit": len([t for t, ok in samples if not ok and t < hit]),
+            "ok_at_end": all(ok for t, ok in samples if t > hit + seconds - 5)}
+
+
+def bench_replicas(cfg, results, lab):
+    log("replicas: spread over 3 replicas, and the failover window of each failure")
+    lab.up(REPLICA_HOSTS)
+    consumer, replicas = REPLICA_HOSTS[0], REPLICA_HOSTS[1:]
+    lab.write_topology(replica_services(lab, replicas, consumer))
+    lab.site()
+    client = lab.run_bench_container(consumer, "bench-client", lab.vars["lab_client_image"], ["sleep", "100000"],
+                                     network="ambassador")
+    names = dict((lab.client(h).containers.get("who").attrs["Config"]["Hostname"], h) for h in replicas)
+    count = cfg["replicas_connections"]
+    out = exec_ok(client, ["sh", "-c", "for i in $(seq %d); do socat -T2 - TCP:who:%d </dev/null; done"
+                           % (count, REPLICA_PORT)])
+    spread = dict((h, 0) for h in replicas)
+    for line in out.splitlines():
+        host = names.get(line.strip())
+        if host:
+            spread[host] += 1
+    windows = dict((name, []) for name, _f in FAILURES)
+    for _round in range(cfg["replicas_rounds"]):
+        for name, failure in FAILURES:
+            log("  %s" % name)
+            windows[name].append(failover_window(lab, client, failure, 14))
+            # Back to 3 healthy replicas (rise: 2 checks) and nothing for Ansible to do, before the next.
+            exec_ok(client, ["sh", "-c", "sleep 4; for i in 1 2 3; do echo x | socat -T1 - "
+                             "TCP:echo:%d,connect-timeout=1 || exit 1; done" % (REPLICA_PORT + 1)], attempts=10)
+    after = lab.site()
+    client.remove(force=True)
+    results["replicas"] = {
+        "connections": count, "spread": spread, "rounds": cfg["replicas_rounds"],
+        "failover": dict((name, {"window_median_s": median([r["window_s"] for r in runs]), "runs": runs})
+                         for name, runs in windows.items()),
+        "rerun_changed": sum(after["changed"].values()),
+    }
+    lab.write_topology({})
+    lab.site()
+    lab.up()  # back to bench1..bench3 (bench4 is pruned)
 
 
 # ---------------------------------------------------------------- disruption
@@ -675,6 +784,18 @@ def table(results):
             add("| %s | %s | %s | %s | %s |" % (plane, fmt(e["window_median_s"]), ", ".join(fmt(w) for w in e["windows_s"]),
                                                 ", ".join(str(r["failed_requests"]) for r in e["runs"]),
                                                 ", ".join(fmt(r["playbook_s"], 1) for r in e["runs"])))
+    if "replicas" in results:
+        r = results["replicas"]
+        add("")
+        add("## 6b. Replicas: echo on bench2-4 (round robin), a fresh connection every 20 ms from bench1, bench4 fails")
+        add("| failure of bench4 | failed requests stop after s (median) | each round s | failed requests |")
+        add("|---|---:|---|---|")
+        for name, e in r["failover"].items():
+            add("| %s | %s | %s | %s |" % (name, fmt(e["window_median_s"]), ", ".join(fmt(x["window_s"]) for x in e["runs"]),
+                                          ", ".join(str(x["failed_requests"]) for x in e["runs"])))
+        add("")
+        add("| %d new connections to who | %s | rerun after the failures: changed=%d |" % (
+            r["connections"], ", ".join("%s %d" % kv for kv in sorted(r["spread"].items())), r["rerun_changed"]))
     if "scale" in results:
         sc = results["scale"]
         add("")
@@ -759,7 +880,7 @@ def main(argv=None):
             bench_planning(cfg, results)
         if "controller" in sections:
             bench_controller(cfg, results, playbook, workdir)
-        lab_sections = [s for s in ("apply", "datapath", "disruption", "scale") if s in sections]
+        lab_sections = [s for s in ("apply", "datapath", "disruption", "replicas", "scale") if s in sections]
         if lab_sections:
             lab = BenchLab(playbook, workdir)
             if lab_sections != ["scale"] or not cfg["scale_from_nothing"]:
@@ -770,6 +891,8 @@ def main(argv=None):
                 bench_datapath(cfg, results, lab)
             if "disruption" in sections:
                 bench_disruption(cfg, results, lab)
+            if "replicas" in sections:
+                bench_replicas(cfg, results, lab)
             if "scale" in sections:
                 bench_scale(cfg, results, lab, playbook, workdir)
             lab.write_topology({})

@@ -30,6 +30,11 @@ description:
     C(advertise_address:published) and forwarding to the service container. Every other host that
     consumes it gets a consumer-side ambassador C(<service>_ambassador) with the network alias C(<service>),
     forwarding to the provider's advertise address.
+  - A service placed on several hosts (C(hosts)) runs on each of them (its replicas) as on one. Every other
+    host that consumes it gets a consumer-side ambassador that sends each new connection to a healthy replica
+    (C(balance)), checking each replica's published port by itself (C(health)); a replica host's own
+    consumers use its own replica. Only the C(kernel) data plane balances; it is a replicated service's
+    default.
   - The advertise address of a host is C(ambassador_advertise_address), else C(ansible_host), else the
     gathered default IPv4 address; it is needed only for hosts whose services have remote consumers.
 extends_documentation_fragment:
@@ -43,12 +48,20 @@ options:
     description:
       - The topology's services, service name to settings. Defaults to the variable C(ambassador_services)
         of the host the task runs for; define it once, in C(group_vars/all).
-      - "Settings of a service: C(host) (required, the inventory host it runs on); C(port) (int) or C(ports)
+      - "Settings of a service: C(host) (the inventory host it runs on) or C(hosts) (a list: it runs on each,
+        a one-element list being the same as C(host)); C(port) (int) or C(ports)
         (list of int); C(published) (host port(s), default the same); C(protocol) (C(tcp) or C(udp));
         C(image), C(command), C(env), C(volumes) (the collection runs the service container);
         C(container) (the name of a container the user runs, default the service name);
         C(consumers) (hosts or groups consuming it); C(tls) (mutual TLS between its ambassadors);
-        C(dataplane) (C(socat) or C(kernel), default O(dataplane))."
+        C(dataplane) (C(socat) or C(kernel), default O(dataplane), and C(kernel) for a service on several hosts);
+        C(move) (C(make_before_break) or C(stop_first))."
+      - "With several C(hosts): C(balance), how each consumer-side ambassador chooses a replica for a new
+        connection: C(round_robin) (default: each healthy replica in turn) or C(failover) (the first healthy
+        host in the order of C(hosts)); C(health), how it checks them: C({interval: 1, timeout: 1, fall: 2,
+        rise: 2}) by default: a TCP connect to each replica's first published port every C(interval) seconds,
+        given up after C(timeout) seconds (at most C(interval)); C(fall) failed checks in a row take a replica
+        out, C(rise) passed ones bring it back. A replicated service must be tcp, without C(tls)."
     type: dict
   tls:
     description:
@@ -62,7 +75,8 @@ options:
       - C(socat) forwards in user space (one process per connection) and needs no privilege.
       - C(kernel) forwards in the ambassador's own network namespace with iptables DNAT and MASQUERADE; its
         ambassadors get the capability C(NET_ADMIN) and the sysctl C(net.ipv4.ip_forward=1), and run the image
-        C(ambassador_kernel_image) (with C(/bin/sh), C(iptables-restore) and C(getent)), which must then be set.
+        C(ambassador_kernel_image) (with C(/bin/sh), C(iptables-restore) and C(getent), and busybox's C(nc) and
+        C(timeout) for replicated services), which must then be set.
     type: str
     choices: [socat, kernel]
   as_json:
@@ -85,6 +99,8 @@ options:
         Defaults to the variable C(ambassador_placement_overrides).
       - "A mapping C({redis: host3}), or text as an AWX survey passes it, C(redis=host3) or
         C(redis=host3,echo=host1). Empty text or an empty mapping moves nothing."
+      - "Several hosts (replicas) as a list, C({api: [host1, host2]}), or in text joined by C(+),
+        C(api=host1+host2)."
       - Each named service must be defined and each host be an inventory host; otherwise the task fails
         like for any other invalid topology, naming C(ambassador_placement_overrides.<service>).
     type: raw

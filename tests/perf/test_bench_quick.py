@@ -45,7 +45,7 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     assert steps["one step"] and set(steps["one step"]) == {2}, steps
 
     summary = results["datapath"]["summary"]
-    paths = ("direct", "socat_classic", "socat", "socat_2_consumers", "kernel")
+    paths = ("direct", "socat_classic", "socat", "socat_2_consumers", "kernel", "kernel_2_replicas")
     assert set(summary) == set("%s P%d" % (path, p) for path in paths for p in (1, 16))
     for key, entry in summary.items():
         assert entry["errors"] == 0, (key, results["datapath"]["samples"])
@@ -55,6 +55,16 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
     for key in ("socat, make-before-break", "socat, one step", "kernel, make-before-break", "kernel, one step"):
         runs = results["disruption"][key]["runs"]
         assert runs and all(r["recovered"] and r["requests"] > 100 for r in runs), runs
+
+    replicas = results["replicas"]
+    # Every replica answered some of the new connections; each failure ended with every request answered again,
+    # and the rerun after them had nothing to do.
+    assert set(replicas["spread"]) == {"bench2", "bench3", "bench4"} and all(replicas["spread"].values()), replicas
+    assert sum(replicas["spread"].values()) == replicas["connections"]
+    for name in ("link cut", "engine stopped", "service container killed"):
+        runs = replicas["failover"][name]["runs"]
+        assert runs and all(r["ok_at_end"] and r["requests"] > 50 and r["failed_before_hit"] == 0 for r in runs), runs
+    assert replicas["rerun_changed"] == 0
 
     scale = results["scale"]
     runs = scale["runs"]
