@@ -31,8 +31,8 @@ adds and the sysctls of its network namespace.
   It alone balances a service on several hosts (:func:`balanced_process`): the
   consumer-side ambassador DNATs each new connection to one healthy replica
   (``statistic`` matches spread them in turn; ``failover`` takes the first), and
-  its own loop health-checks every replica with a TCP connect (busybox ``nc`` and ``timeout``)
-  and rewrites the rules when a replica falls or rises. Open connections keep
+  its own loop health-checks every replica with a TCP connect (busybox ``nc`` and
+  ``timeout``) and rewrites the rules when a replica falls or rises. Open connections keep
   their replica (conntrack): a change of the healthy set cuts none of them.
 """
 
@@ -268,8 +268,9 @@ def balanced_script(ports, replicas, balance, health):
     """The shell program of a consumer-side ambassador of a service on several hosts.
 
     Every ``health["interval"]`` seconds it connects to each replica's first port at once (busybox's
-    ``nc ... -e true``: connect, then close; cut off by ``timeout`` after ``health["timeout"]`` seconds); a replica that failed ``fall`` checks in a row is
-    taken out, one that passed ``rise`` in a row comes back; every replica starts healthy. Each
+    ``nc ... -e true``: connect, then close; cut off by ``timeout`` after ``health["timeout"]`` seconds);
+    a replica that failed ``fall`` checks in a row is taken out, one that passed ``rise`` in a row comes
+    back; every replica starts healthy. Each
     change rewrites the rules atomically (``iptables-restore --noflush``) and is logged (see
     :data:`HEALTHY_LOG`). With no healthy replica, nothing is forwarded: connections are refused.
     """

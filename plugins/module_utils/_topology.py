@@ -211,14 +211,12 @@ def _health(path, value):
     for key, (_d, kind, low, high) in HEALTH.items():
         if key not in value:
             continue
-        number = value[key]
+        number, what = value[key], ("an " if kind == "integer" else "a ") + kind
+        fix = "use %s from %s to %s" % (what, low, high)
         if isinstance(number, bool) or not isinstance(number, (int, float) if kind == "number" else int):
-            problems.append(Problem("%s.%s" % (path, key), "%r is not a%s %s" % (number, "n" if kind == "integer"
-                                                                               else "", kind),
-                                    "use a%s %s from %s to %s" % ("n" if kind == "integer" else "", kind, low, high)))
+            problems.append(Problem("%s.%s" % (path, key), "%r is not %s" % (number, what), fix))
         elif not low <= number <= high:
-            problems.append(Problem("%s.%s" % (path, key), "%s is out of range" % number,
-                                    "use a%s %s from %s to %s" % ("n" if kind == "integer" else "", kind, low, high)))
+            problems.append(Problem("%s.%s" % (path, key), "%s is out of range" % number, fix))
         else:
             settings[key] = number
     if not problems and settings["timeout"] > settings["interval"]:
@@ -372,8 +370,8 @@ def _service(name, spec, known_hosts, groups, default_dataplane):
     problems += found
     if problems:
         return None, problems
-    return {"name": name, "hosts": hosts, "balance": balance, "health": health, "ports": ports, "published": published, "protocol": protocol,
-            "image": image, "command": spec.get("command"),
+    return {"name": name, "hosts": hosts, "balance": balance, "health": health, "ports": ports, "published": published,
+            "protocol": protocol, "image": image, "command": spec.get("command"),
             "env": dict((k, str(v)) for k, v in sorted((spec.get("env") or {}).items())),
             "volumes": volumes, "container": container, "consumer_hosts": consumer_hosts,
             "tls": tls, "dataplane": dataplane, "move": move}, []

@@ -103,6 +103,30 @@ def test_an_awx_style_job_converges_then_moves_redis_with_survey_extra_vars_only
     assert back["awx2"] == [("create", "redis"), ("create", "redis_ambassador")]
 
 
+def test_a_survey_answer_runs_echo_on_two_hosts_and_awx3_uses_both(private_data_dir):
+    runner_job(private_data_dir, "before-replicas", {})
+    engines = dict((h, docker.DockerClient(base_url="unix:///run/xh-awx/%s/docker.sock" % h, timeout=60))
+                   for h in ("awx1", "awx2", "awx3"))
+    kept = engines["awx1"].containers.get("echo").id
+    replicas = runner_job(private_data_dir, "replicas", {"ambassador_placement_overrides": "echo=awx1+awx2"})
+    # awx2 runs a replica (its own containers use it), awx1 keeps its echo container.
+    assert ("create", "echo") in replicas["awx2"] and engines["awx1"].containers.get("echo").id == kept
+    # awx3's ambassador balances across both: with either replica's container stopped, once its health
+    # checks took it out (2 failed checks, 1 s apart) every new connection from awx3 is answered.
+    script = "for i in 1 2 3 4; do echo hi | socat -t 2 - TCP:echo:7777,connect-timeout=1 || exit 1; done"
+    for down in ("awx1", "awx2"):
+        engines[down].containers.get("echo").stop(timeout=1)
+        try:
+            out = engines["awx3"].containers.run("crosshost-lab/client:1", ["sh", "-c", "sleep 5; " + script],
+                                                 network="ambassador", remove=True)
+        finally:
+            engines[down].containers.get("echo").start()
+        assert out.split() == [b"hi"] * 4, down
+    # Without the survey answer echo is on awx1 alone again, and nothing else is left.
+    back = runner_job(private_data_dir, "replicas-back", {})
+    assert ("remove", "echo") in back["awx2"] and "echo" not in [c.name for c in engines["awx2"].containers.list()]
+
+
 def test_a_sliced_awx_job_is_refused_before_any_change(private_data_dir, tmp_path):
     """As AWX runs slice 1 of 2: its share of the inventory (hosts sorted by name, every other one)
     and the variables AWX passes to a job of a sliced template, which runs as a workflow job named
