@@ -54,7 +54,7 @@ SERVICE_KEYS = frozenset(
 PROTOCOLS = ("tcp", "udp")
 # How a service moves between hosts: its new place comes up before the old one goes
 # (make_before_break), or the old one stops first so that two never run at once (stop_first;
-# the default for a service with volumes: never two writers).
+# the default for a service with volumes on one host: never two writers).
 MOVES = ("make_before_break", "stop_first")
 # How the consumer-side ambassadors of a service on several hosts choose a replica for each new
 # connection: every healthy one in turn, or the first healthy one in the order of hosts.
@@ -340,7 +340,8 @@ def _service(name, spec, known_hosts, groups, default_dataplane):
     image = spec.get("image")
     volumes, found = _runtime(path, spec, image)
     problems += found
-    move = spec.get("move", "stop_first" if volumes else "make_before_break")
+    # Stop-first keeps a service that keeps data from ever having two writers; replicas already have one each.
+    move = spec.get("move", "stop_first" if volumes and hosts and len(hosts) == 1 else "make_before_break")
     if move not in MOVES:
         problems.append(Problem(path + ".move", "%r is not a way to move" % (move,),
                                 "use make_before_break (the new place first) or stop_first (the old one stops first: "

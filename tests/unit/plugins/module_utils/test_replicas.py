@@ -85,6 +85,17 @@ def test_adding_a_replica_changes_only_the_consumer_side_and_the_new_replica():
     assert before["host1"] != after["host1"]
 
 
+def test_replicas_with_volumes_change_make_before_break_unless_told_otherwise():
+    summary = {}
+    plan_topology({"api": dict(API, volumes=["data:/data"]), "db": {"host": "host2", "port": 5432, "image": "db:1",
+                                                                   "volumes": ["db:/var/lib/db"]}},
+                  hosts(host1=["api", "db"]), summary=summary)
+    # Each replica has its own volume, so stopping one before another starts protects nothing.
+    assert summary["stop_first"] == ["db"]
+    plan_topology({"api": dict(API, volumes=["data:/data"], move="stop_first")}, hosts(host1=["api"]), summary=summary)
+    assert summary["stop_first"] == ["api"]
+
+
 def test_placement_overrides_take_a_list_of_hosts():
     assert parse_placement("api=host2+host3, redis=host1") == ({"api": ["host2", "host3"], "redis": "host1"}, [])
     assert parse_placement({"api": ["host2", "host3"]}) == ({"api": ["host2", "host3"]}, [])
