@@ -476,6 +476,7 @@ def failover_window(lab, client, failure, seconds):
     samples = json.loads(stdout)
     failed = [t - hit for t, ok in samples if not ok and t >= hit]
     return {"window_s": max(failed) if failed else 0.0, "failed_requests": len(failed), "requests": len(samples),
+            "failed_at_s": [round(t, 3) for t in failed],
             "failed_before_hit": len([t for t, ok in samples if not ok and t < hit]),
             "ok_at_end": all(ok for t, ok in samples if t > hit + seconds - 5)}
 
@@ -490,6 +491,7 @@ def bench_replicas(cfg, results, lab):
                                      network="ambassador")
     names = dict((lab.client(h).containers.get("who").attrs["Config"]["Hostname"], h) for h in replicas)
     count = cfg["replicas_connections"]
+    spread_started = time.time()
     out = exec_ok(client, ["sh", "-c", "for i in $(seq %d); do socat -T2 - TCP:who:%d </dev/null; done"
                            % (count, REPLICA_PORT)])
     spread = dict((h, 0) for h in replicas)
@@ -498,6 +500,7 @@ def bench_replicas(cfg, results, lab):
         if host:
             spread[host] += 1
     windows = dict((name, []) for name, _f in FAILURES)
+    spread_s = [spread_started, time.time()]
     for _round in range(cfg["replicas_rounds"]):
         for name, failure in FAILURES:
             log("  %s" % name)
@@ -507,11 +510,14 @@ def bench_replicas(cfg, results, lab):
                              "TCP:echo:%d,connect-timeout=1 || exit 1; done" % (REPLICA_PORT + 1)], attempts=10)
     after = lab.site()
     client.remove(force=True)
+    # What the consumer-side ambassadors decided, with the engine's timestamps (the health changes).
+    logs = dict((name, lab.client(consumer).containers.get(name + "_ambassador").logs(timestamps=True).decode()
+                 .splitlines()[-60:]) for name in ("who", "echo"))
     results["replicas"] = {
-        "connections": count, "spread": spread, "rounds": cfg["replicas_rounds"],
+        "connections": count, "spread": spread, "spread_between": spread_s, "rounds": cfg["replicas_rounds"],
         "failover": dict((name, {"window_median_s": median([r["window_s"] for r in runs]), "runs": runs})
                          for name, runs in windows.items()),
-        "rerun_changed": sum(after["changed"].values()),
+        "rerun_changed": sum(after["changed"].values()), "ambassador_logs": logs,
     }
     lab.write_topology({})
     lab.site()

@@ -131,6 +131,13 @@ def below(paths, roots):
     return sorted(found, key=lambda p: (p.count("/"), p), reverse=True)
 
 
+def mac_of(address):
+    """The MAC address of a lab host's eth0: locally administered, made of its IPv4 address. A host torn down and
+    made again keeps it, so its neighbours' ARP caches stay right (a new random MAC left the other hosts and the
+    machine sending to the old one for seconds after a host came back: connections to it timed out)."""
+    return "02:00:" + ":".join("%02x" % int(part) for part in address.split("."))
+
+
 def veth_paired(root_link, ns_eth0):
     """Whether the host-side link and the namespace's eth0 (``ip -json -details`` objects) are one veth pair."""
     if not root_link or not ns_eth0:
@@ -472,6 +479,10 @@ class Host(object):
                 root, eth0 = {}, {}
             else:
                 root, eth0 = self.link(s["veth"]), self.link("eth0", name)
+        mac = mac_of(s["address"])
+        if (eth0 or {}).get("address") != mac:
+            self.change("give eth0 of %s the MAC address %s" % (name, mac),
+                        ["ip", "-netns", name, "link", "set", "dev", "eth0", "address", mac])
         want = "%s/%s" % (s["address"], s["prefixlen"])
         have = inet_addresses(eth0)
         if have != [want]:

@@ -287,3 +287,8 @@ def test_processes_naming_a_hosts_directories_are_found_except_this_run(tmp_path
         for proc in (stray, other, own):
             proc.kill()
             proc.wait()
+
+
+def test_a_hosts_mac_address_is_made_of_its_ip_address_so_it_survives_being_made_again():
+    assert lab_host.mac_of("10.77.20.14") == "02:00:0a:4d:14:0e"
+    assert lab_host.mac_of("10.77.0.11") != lab_host.mac_of("10.77.0.12")
