@@ -479,6 +479,11 @@ class Host(object):
                 root, eth0 = {}, {}
             else:
                 root, eth0 = self.link(s["veth"]), self.link("eth0", name)
+        # eth0 announces its address (gratuitous ARP) when it comes up or its MAC changes, so that the machine and
+        # the other hosts stop sending to a MAC it no longer has (their cached entries could end up FAILED).
+        notify = "/proc/sys/net/ipv4/conf/eth0/arp_notify"
+        if not eth0 or self.run(self.in_ns(["cat", notify]), ok=(0, 1)).stdout.strip() != "1":
+            self.change("make eth0 of %s announce its address" % name, self.in_ns(["sh", "-c", "echo 1 > " + notify]))
         mac = mac_of(s["address"])
         if (eth0 or {}).get("address") != mac:
             self.change("give eth0 of %s the MAC address %s" % (name, mac),
