@@ -64,6 +64,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=0.2)
     parser.add_argument("--fresh", action="store_true", help="a new connection for every request")
     parser.add_argument("--clock", action="store_true", help="t on the monotonic clock, not since the start")
+    parser.add_argument("--why", action="store_true", help="a failed request's sample also says why: [t, false, why]")
     args = parser.parse_args()
 
     samples = []
@@ -76,7 +77,7 @@ def main():
         if now - start > args.seconds:
             break
         n += 1
-        ok = False
+        ok, why = False, None
         try:
             if conn is None:
                 conn = socket.create_connection((resolve(args.name, args.timeout), args.port), timeout=args.timeout)
@@ -90,12 +91,13 @@ def main():
                     raise OSError("closed")
                 got += chunk
             ok = got == payload
-        except (OSError, ValueError, IndexError, struct.error):
-            ok = False
+            why = None if ok else "wrong answer"
+        except (OSError, ValueError, IndexError, struct.error) as exc:
+            ok, why = False, "%s: %s" % (type(exc).__name__, exc)
         if (args.fresh or not ok) and conn is not None:
             conn.close()
             conn = None
-        samples.append([round(now - (0 if args.clock else start), 4), ok])
+        samples.append([round(now - (0 if args.clock else start), 4), ok] + ([why] if args.why and not ok else []))
         tick += args.interval
         delay = tick - time.monotonic()
         if delay > 0:

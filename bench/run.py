@@ -464,7 +464,7 @@ def failover_window(lab, client, failure, seconds):
     pid = lab.client("bench1").api.inspect_container(client.id)["State"]["Pid"]
     probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable, os.path.join(HERE, "probe.py"),
                               "echo", str(REPLICA_PORT + 1), "--seconds", str(seconds), "--interval", "0.02",
-                              "--timeout", "0.5", "--fresh", "--clock"], stdout=subprocess.PIPE,
+                              "--timeout", "0.5", "--fresh", "--clock", "--why"], stdout=subprocess.PIPE,
                              universal_newlines=True)
     time.sleep(3)
     hit = time.monotonic()
@@ -474,11 +474,12 @@ def failover_window(lab, client, failure, seconds):
     finally:
         restore()
     samples = json.loads(stdout)
-    failed = [t - hit for t, ok in samples if not ok and t >= hit]
+    failed = [s[0] - hit for s in samples if not s[1] and s[0] >= hit]
     return {"window_s": max(failed) if failed else 0.0, "failed_requests": len(failed), "requests": len(samples),
             "failed_at_s": [round(t, 3) for t in failed],
-            "failed_before_hit": len([t for t, ok in samples if not ok and t < hit]),
-            "ok_at_end": all(ok for t, ok in samples if t > hit + seconds - 5)}
+            "failed_why": [s[2] for s in samples if not s[1] and s[0] >= hit],
+            "failed_before_hit": len([s for s in samples if not s[1] and s[0] < hit]),
+            "ok_at_end": all(s[1] for s in samples if s[0] > hit + seconds - 5)}
 
 
 def bench_replicas(cfg, results, lab):
