@@ -798,8 +798,9 @@ def table(results):
         add("| failure of bench4 | failed requests stop after s (median) | each round s | failed requests |")
         add("|---|---:|---|---|")
         for name, e in r["failover"].items():
-            add("| %s | %s | %s | %s |" % (name, fmt(e["window_median_s"]), ", ".join(fmt(x["window_s"]) for x in e["runs"]),
-                                          ", ".join(str(x["failed_requests"]) for x in e["runs"])))
+            rounds = ", ".join(fmt(x["window_s"]) for x in e["runs"])
+            failed = ", ".join(str(x["failed_requests"]) for x in e["runs"])
+            add("| %s | %s | %s | %s |" % (name, fmt(e["window_median_s"]), rounds, failed))
         add("")
         add("| %d new connections to who | %s | rerun after the failures: changed=%d |" % (
             r["connections"], ", ".join("%s %d" % kv for kv in sorted(r["spread"].items())), r["rerun_changed"]))

@@ -220,8 +220,8 @@ def _health(path, value):
         else:
             settings[key] = number
     if not problems and settings["timeout"] > settings["interval"]:
-        problems.append(Problem(path + ".timeout", "%s is longer than the interval %s" % (settings["timeout"],
-                                                                                         settings["interval"]),
+        problems.append(Problem(path + ".timeout", "%s is longer than the interval %s"
+                                % (settings["timeout"], settings["interval"]),
                                 "use a timeout no longer than the interval between checks"))
     return (None if problems else settings), problems
 
@@ -620,9 +620,9 @@ def _host_problems(topology):
             svc = services[name]
             if (name in kernel and host.kernel_image is None
                     and ambassador_side(svc, host.name, host.consumes)):
+                why = " (it balances across its replicas)" if len(svc.hosts) > 1 else ""
                 yield Problem("%s: ambassador_kernel_image" % host.name, "is not set, yet service %r uses the kernel "
-                              "data plane on this host%s" % (name, " (it balances across its replicas)"
-                                                            if len(svc.hosts) > 1 else ""),
+                              "data plane on this host%s" % (name, why),
                               "set it to an image with /bin/sh, iptables-restore, getent, nc and timeout (the lab's "
                               "is crosshost-lab/kernel:1)%s" % ("" if len(svc.hosts) > 1 else
                                                                 ", or set dataplane: socat on %s" % name))
@@ -703,8 +703,8 @@ def _connections(services, hosts, consumers_of):
         for provider in providers:
             if svc["dataplane"] == "kernel" and ":" in (advertise[provider] or ""):
                 problems.append(Problem("ambassador_services.%s.dataplane" % name, "the kernel data plane forwards "
-                                        "IPv4 only, and %s's advertise address %s is IPv6" % (provider,
-                                                                                           advertise[provider]),
+                                        "IPv4 only, and %s's advertise address %s is IPv6"
+                                        % (provider, advertise[provider]),
                                         "use dataplane: socat for %s, or an IPv4 advertise address for %s"
                                         % (name, provider)))
             for port in svc["published"]:

@@ -87,9 +87,8 @@ def test_adding_a_replica_changes_only_the_consumer_side_and_the_new_replica():
 
 def test_replicas_with_volumes_change_make_before_break_unless_told_otherwise():
     summary = {}
-    plan_topology({"api": dict(API, volumes=["data:/data"]), "db": {"host": "host2", "port": 5432, "image": "db:1",
-                                                                   "volumes": ["db:/var/lib/db"]}},
-                  hosts(host1=["api", "db"]), summary=summary)
+    db = {"host": "host2", "port": 5432, "image": "db:1", "volumes": ["db:/var/lib/db"]}
+    plan_topology({"api": dict(API, volumes=["data:/data"]), "db": db}, hosts(host1=["api", "db"]), summary=summary)
     # Each replica has its own volume, so stopping one before another starts protects nothing.
     assert summary["stop_first"] == ["db"]
     plan_topology({"api": dict(API, volumes=["data:/data"], move="stop_first")}, hosts(host1=["api"]), summary=summary)
@@ -199,7 +198,7 @@ def test_the_balancing_program_is_valid_shell_and_spreads_in_turn():
                              DEFAULT_HEALTH)
     subprocess.run(["sh", "-n", "-c", script], check=True)
     # The rules for three healthy replicas, printed by the program's own function.
-    rules = subprocess.run(["sh", "-c", script.split("\nuse() {")[0] + "\nrules 10.0.0.2 10.0.0.3 10.0.0.4\n"],
+    rules = subprocess.run(["sh", "-c", script.split("\nuse() {", maxsplit=1)[0] + "\nrules 10.0.0.2 10.0.0.3 10.0.0.4\n"],
                            check=True, capture_output=True, text=True).stdout.splitlines()
     assert [r for r in rules if "--dport 7777 " in r and "DNAT" in r] == [
         "-A XHA_PRE -p tcp --dport 7777 -m statistic --mode nth --every 3 --packet 0 -j DNAT --to-destination 10.0.0.2:7777",
