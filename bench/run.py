@@ -479,7 +479,9 @@ def failover_window(lab, client, failure, seconds):
             "failed_at_s": [round(t, 3) for t in failed],
             "failed_why": [s[2] for s in samples if not s[1] and s[0] >= hit],
             "failed_before_hit": len([s for s in samples if not s[1] and s[0] < hit]),
-            "ok_at_end": all(s[1] for s in samples if s[0] > hit + seconds - 5)}
+            "ok_at_end": all(s[1] for s in samples if s[0] > hit + seconds - 5),
+            "ok_share_at_end": (len([s for s in samples if s[1] and s[0] > hit + seconds - 5])
+                                / max(1, len([s for s in samples if s[0] > hit + seconds - 5])))}
 
 
 def bench_replicas(cfg, results, lab):

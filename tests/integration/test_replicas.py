@@ -150,11 +150,12 @@ def test_a_replica_cut_off_is_left_within_seconds_and_taken_back_after(lab, topo
         before = Counter(names.get(a, a) for t, a in answers if t < cut)
         assert set(before) == {"host2", "host3"}, before
         failed = [t - cut for t, a in answers if a == "FAIL"]
-        # Requests to host3 fail from the cut until its checks fail (2, 1 s apart, 1 s each: ~3 s); then none.
-        # The bound here leaves room for a loaded machine; bench/run measures the window.
-        assert failed and max(failed) < 6, failed
-        late = Counter(names.get(a, a) for t, a in answers if t > cut + 6)
-        assert late and set(late) == {"host2"}, late
+        # Requests to host3 fail from the cut until its checks fail (2, 1 s apart, 1 s each: ~3 s; the bound
+        # leaves room for a loaded machine; bench/run measures the window). After that, every other request
+        # would fail if host3 stayed in; at most a few late ones do (README, What misses: late failed requests).
+        assert [t for t in failed if t < 6] and len([t for t in failed if t >= 6]) <= 4, failed
+        late = Counter(names.get(a, a) for t, a in answers if t > cut + 6 and a != "FAIL")
+        assert late and set(late) == {"host2"} and late["host2"] > 50, late
         # The link is back: 2 passed checks, and host3 takes its share again, with no Ansible run.
         wait_for(lambda: answered_by(lab, consumer, 10) == {"host2": 5, "host3": 5}, "host3 to take its share", 20)
         # Nothing for Ansible to do after a failover and back.
