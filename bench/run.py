@@ -724,6 +724,10 @@ EARLIER_ROLE_PLANNING = (("env_fact", "plan + a set_fact task on every host"),
 def table(results):
     lines = []
     add = lines.append
+
+    def head(title, header, rule):
+        """A section's title and its table's header, after a blank line."""
+        lines.extend(["", title, header, rule])
     if "planning" in results:
         add("## 1. Planning (plan_topology with full validation, one core)")
         add("| hosts | services | ambassadors | plan s (median) | us/ambassador | plan / json.dumps(plans) | peak MiB |")
@@ -769,10 +773,9 @@ def table(results):
                 all(a["checks"]["move_only_that_service"])))
     if "datapath" in results:
         d = results["datapath"]
-        add("")
-        add("## 4. Data path: redis-benchmark -c 50 SET/GET, bench1 -> redis on bench2 (medians)")
-        add("| path | pipeline | SET rps | x direct | GET rps | x direct | SET p50/p99 ms | GET p50/p99 ms | max ms | CPU us/req | cores busy |")
-        add("|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
+        head("## 4. Data path: redis-benchmark -c 50 SET/GET, bench1 -> redis on bench2 (medians)",
+             "| path | pipeline | SET rps | x direct | GET rps | x direct | SET p50/p99 ms | GET p50/p99 ms | max ms | CPU us/req | cores busy |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
         for key in sorted(d["summary"], key=lambda k: (-int(k.split(" P")[1]), list(REDIS_PORTS).index(k.split(" P")[0]))):
             e = d["summary"][key]
             path, p = key.split(" P")
@@ -785,20 +788,18 @@ def table(results):
                 fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(g["p50_ms"]), fmt(g["p99_ms"]),
                 fmt(max(s["max_ms"], g["max_ms"]), 0), fmt(e["cpu_us_per_request"], 1), fmt(e["cores_busy"])))
     if "disruption" in results:
-        add("")
-        add("## 5. Move disruption: a request every 10 ms through the ambassador while the service moves")
-        add("| data plane, how applied | window of failed requests s (median) | windows s | failed requests | move playbook s |")
-        add("|---|---:|---|---|---|")
+        head("## 5. Move disruption: a request every 10 ms through the ambassador while the service moves",
+             "| data plane, how applied | window of failed requests s (median) | windows s | failed requests | move playbook s |",
+             "|---|---:|---|---|---|")
         for plane, e in results["disruption"].items():
             add("| %s | %s | %s | %s | %s |" % (plane, fmt(e["window_median_s"]), ", ".join(fmt(w) for w in e["windows_s"]),
                                                 ", ".join(str(r["failed_requests"]) for r in e["runs"]),
                                                 ", ".join(fmt(r["playbook_s"], 1) for r in e["runs"])))
     if "replicas" in results:
         r = results["replicas"]
-        add("")
-        add("## 6b. Replicas: echo on bench2-4 (round robin), a fresh connection every 20 ms from bench1, bench4 fails")
-        add("| failure of bench4 | failed requests stop after s (median) | each round s | failed requests |")
-        add("|---|---:|---|---|")
+        head("## 6b. Replicas: echo on bench2-4 (round robin), a fresh connection every 20 ms from bench1, bench4 fails",
+             "| failure of bench4 | failed requests stop after s (median) | each round s | failed requests |",
+             "|---|---:|---|---|")
         for name, e in r["failover"].items():
             rounds = ", ".join(fmt(x["window_s"]) for x in e["runs"])
             failed = ", ".join(str(x["failed_requests"]) for x in e["runs"])
