@@ -61,7 +61,9 @@ SIZES = {
     "bench_requests": ({16: 200000, 1: 40000}, {16: 5000, 1: 2000}),
     "datapath_rounds": (3, 1),
     "disruption_rounds": (3, 1),
-    "disruption_seconds": (25, 12),
+    # The probe outlasts the move (its playbook takes 6-27 s here): a shorter probe could end inside the
+    # window of failed requests and report no recovery.
+    "disruption_seconds": (25, 25),
     # replicas: new connections counted over 3 replicas; rounds of each failure.
     "replicas_connections": (300, 60),
     "replicas_rounds": (3, 1),
