@@ -554,11 +554,15 @@ class Service(NamedTuple):
     move: str
     consumers: tuple  # every host whose containers connect to it, sorted
     remote_consumers: tuple  # those other than its provider
-    address: Optional[str]  # its provider's advertise address, that they connect to
     addresses: tuple  # the advertise address of each of hosts (for remote consumers), in that order
     allow: tuple  # their source addresses: the only peers its provider-side ambassadors let in
     balance: str  # with several hosts: how consumers choose a replica (BALANCES)
     health: dict  # with several hosts: how consumers check replicas (HEALTH)
+
+    @property
+    def address(self):
+        """Its (first) provider's advertise address, that remote consumers connect to; None without them."""
+        return self.addresses[0] if self.addresses else None
 
 
 class Host(NamedTuple):
@@ -676,12 +680,12 @@ def _consumed(host, hv, services):
     return wanted, problems
 
 
-_NO_LINKS = {"remote_consumers": (), "address": None, "addresses": (), "allow": ()}  # a service consumed on its own host only
+_NO_LINKS = {"remote_consumers": (), "addresses": (), "allow": ()}  # a service consumed on its own host only
 
 
 def _connections(services, hosts, consumers_of):
     """What connections across hosts need, checked: ``(service -> {remote_consumers: its consumers on other
-    hosts, address and addresses: its providers' advertise addresses, allow: their source addresses}, host ->
+    hosts, addresses: its providers' advertise addresses, allow: their source addresses}, host ->
     its bind address, problems)``. Only the hosts of services with remote consumers need addresses; each
     host's are checked once."""
     advertise, bind, sources, problems = {}, {}, {}, []
@@ -713,7 +717,7 @@ def _connections(services, hosts, consumers_of):
                     problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
                                             "published for service %r" % (svc["protocol"], port, provider, clash),
                                             "give one of the two services another published port"))
-        found[name] = {"address": advertise[providers[0]], "addresses": tuple(advertise[p] for p in providers),
+        found[name] = {"addresses": tuple(advertise[p] for p in providers),
                        "allow": tuple(sources[c] for c in remote), "remote_consumers": tuple(remote)}
     return found, bind, problems
 
