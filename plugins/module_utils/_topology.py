@@ -481,6 +481,12 @@ def parse_placement(value):
 
     :returns: ``(overrides, problems)``; ``problems`` is a list of :class:`Problem`.
     """
+    overrides, problems = _placement_hosts(value)
+    return dict((service, hosts[0] if len(hosts) == 1 else hosts) for service, hosts in overrides.items()), problems
+
+
+def _placement_hosts(value):
+    """:func:`parse_placement`'s answer with every service's hosts as a list, even of one."""
     path = "ambassador_placement_overrides"
     if value is None or value == "" or value == {}:
         return {}, []
@@ -513,15 +519,15 @@ def parse_placement(value):
         elif overrides.setdefault(service, hosts) != hosts:
             problems.append(Problem("%s.%s" % (path, service), "is given twice (%s and %s)"
                                     % ("+".join(overrides[service]), "+".join(hosts)), "give each service one placement"))
-    return dict((service, hosts[0] if len(hosts) == 1 else hosts) for service, hosts in overrides.items()), problems
+    return overrides, problems
 
 
 def _apply_placement(services, placement, known_hosts):
     """``(services with the placement overrides applied, problems)``; unknown names are problems."""
-    overrides, problems = parse_placement(placement)
+    overrides, problems = _placement_hosts(placement)
     moved = dict(services)
     for service in sorted(overrides):
-        hosts = overrides[service] if isinstance(overrides[service], list) else [overrides[service]]
+        hosts = overrides[service]
         path = "ambassador_placement_overrides.%s" % service
         if service not in services:
             problems.append(Problem(path, "service %r is not defined in ambassador_services" % service,
