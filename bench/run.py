@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
 import controller  # noqa: E402
-from labkit import ansible_playbook, exec_ok  # noqa: E402  (shared with the integration tests)
+from labkit import ansible_playbook, exec_ok, stop_dockerd, veth_of  # noqa: E402  (shared with the integration tests)
 
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],
@@ -439,15 +439,13 @@ def replica_services(lab, replicas, consumer):
 
 
 def _cut_link(lab, host):
-    veth = "xhv-" + host  # the lab's name for a short host name (roles/lab/README.md)
+    veth = veth_of(host)
     subprocess.run(["ip", "link", "set", veth, "down"], check=True)
     return lambda: subprocess.run(["ip", "link", "set", veth, "up"], check=True)
 
 
 def _stop_engine(lab, host):
-    with open(os.path.join(os.path.dirname(lab.hosts[host]["lab_docker_socket"]), "docker.pid")) as handle:
-        pid = int(handle.read().strip())
-    os.kill(pid, signal.SIGTERM)
+    stop_dockerd(os.path.dirname(lab.hosts[host]["lab_docker_socket"]))
     return lambda: lab.up(REPLICA_HOSTS)
 
 

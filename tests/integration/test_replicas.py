@@ -10,10 +10,10 @@ import threading
 import time
 from collections import Counter
 
-from conftest import converge, exec_ok, wait_for
+from conftest import converge, exec_ok, veth_of, wait_for
 
 # The lab names the bridge side of host3's veth pair like this (roles/lab/README.md).
-HOST3_VETH = "xhv-host3"
+HOST3_VETH = veth_of("host3")
 PORT = 7000
 # One request per connection, every 20 ms, each given up after 1 s; a line per request:
 # "<seconds since boot> <the replica's hostname, or FAIL>". /proc/uptime is the machine's clock, the
