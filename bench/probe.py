@@ -6,7 +6,7 @@ container's own processes would, and connections go through its ambassador.
 Keeps one connection open like a client pool; on any error it closes it, and the
 next request resolves the alias and connects again (--fresh: a new connection
 for every request, as the replicas section uses it: each one is balanced anew).
-Stops by itself after --seconds, or at SIGINT. Prints JSON: [[t, ok], ...] with t in seconds
+Stops by itself after --seconds, or at SIGTERM. Prints JSON: [[t, ok], ...] with t in seconds
 since the start (--clock: the machine's monotonic clock, to compare with the
 moments the caller noted).
 
@@ -16,6 +16,7 @@ python probe.py NAME PORT --seconds 20
 import argparse
 import json
 import random
+import signal
 import socket
 import struct
 import time
@@ -69,11 +70,21 @@ def main():
 
     samples = []
     start = time.monotonic()
+    # SIGTERM: the caller's way to stop it early (SIGINT may be ignored in a background job).
+    signal.signal(signal.SIGTERM, _stop)
     try:
         _ask(args, samples, start)
-    except KeyboardInterrupt:  # SIGINT: the caller's way to stop it early
+    except Stopped:
         pass
     print(json.dumps(samples))
+
+
+class Stopped(Exception):
+    """SIGTERM came."""
+
+
+def _stop(_signum, _frame):
+    raise Stopped()
 
 
 def _ask(args, samples, start):

@@ -19,7 +19,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -513,7 +512,7 @@ def replica_set_changes(lab, client, services):
         run = lab.site()
         ended = time.monotonic()
         time.sleep(3)
-        probe.send_signal(signal.SIGINT)
+        probe.terminate()
         stdout, _stderr = probe.communicate(timeout=60)
         samples = json.loads(stdout)
         failed = [s for s in samples if not s[1]]
