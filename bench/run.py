@@ -847,6 +847,14 @@ def table(results):
         add("")
         add("| %d new connections to who | %s | rerun after the failures: changed=%d |" % (
             r["connections"], ", ".join("%s %d" % kv for kv in sorted(r["spread"].items())), r["rerun_changed"]))
+        if r.get("set_changes"):
+            add("")
+            add("| change of echo's replicas, a connection held open | bench1's ambassador | failed requests | requests "
+                "| site.yml s |")
+            add("|---|---|---:|---:|---:|")
+            for c in r["set_changes"]:
+                add("| %s | %s | %d | %d | %s |" % (c["change"], c["how"], c["failed_requests"], c["requests"],
+                                                   fmt(c["playbook_s"], 1)))
     if "scale" in results:
         sc = results["scale"]
         add("")
