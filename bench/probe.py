@@ -6,7 +6,7 @@ container's own processes would, and connections go through its ambassador.
 Keeps one connection open like a client pool; on any error it closes it, and the
 next request resolves the alias and connects again (--fresh: a new connection
 for every request, as the replicas section uses it: each one is balanced anew).
-Stops by itself after --seconds. Prints JSON: [[t, ok], ...] with t in seconds
+Stops by itself after --seconds, or at SIGTERM. Prints JSON: [[t, ok], ...] with t in seconds
 since the start (--clock: the machine's monotonic clock, to compare with the
 moments the caller noted).
 
@@ -16,6 +16,7 @@ python probe.py NAME PORT --seconds 20
 import argparse
 import json
 import random
+import signal
 import socket
 import struct
 import time
@@ -68,8 +69,27 @@ def main():
     args = parser.parse_args()
 
     samples = []
-    conn = None
     start = time.monotonic()
+    # SIGTERM: the caller's way to stop it early (SIGINT may be ignored in a background job).
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        _ask(args, samples, start)
+    except Stopped:
+        pass
+    print(json.dumps(samples))
+
+
+class Stopped(Exception):
+    """SIGTERM came."""
+
+
+def _stop(_signum, _frame):
+    raise Stopped()
+
+
+def _ask(args, samples, start):
+    """Send requests until --seconds have passed, appending a sample for each to ``samples``."""
+    conn = None
     tick = start
     n = 0
     while True:
@@ -106,7 +126,6 @@ def main():
             tick = time.monotonic()
     if conn is not None:
         conn.close()
-    print(json.dumps(samples))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
 import controller  # noqa: E402
-from labkit import ansible_playbook, exec_ok  # noqa: E402  (shared with the integration tests)
+from labkit import ansible_playbook, exec_ok, stop_dockerd, veth_of  # noqa: E402  (shared with the integration tests)
 
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],
@@ -439,15 +438,13 @@ def replica_services(lab, replicas, consumer):
 
 
 def _cut_link(lab, host):
-    veth = "xhv-" + host  # the lab's name for a short host name (roles/lab/README.md)
+    veth = veth_of(host)
     subprocess.run(["ip", "link", "set", veth, "down"], check=True)
     return lambda: subprocess.run(["ip", "link", "set", veth, "up"], check=True)
 
 
 def _stop_engine(lab, host):
-    with open(os.path.join(os.path.dirname(lab.hosts[host]["lab_docker_socket"]), "docker.pid")) as handle:
-        pid = int(handle.read().strip())
-    os.kill(pid, signal.SIGTERM)
+    stop_dockerd(os.path.dirname(lab.hosts[host]["lab_docker_socket"]))
     return lambda: lab.up(REPLICA_HOSTS)
 
 
@@ -486,6 +483,45 @@ def failover_window(lab, client, failure, seconds):
                                 / max(1, len([s for s in samples if s[0] > hit + seconds - 5])))}
 
 
+# Changes of echo's replica set, each from the one before, while a connection is held open to bench2
+# (failover: bench2 first): the list delivered to bench1's running ambassador (bench4 out, then back), and
+# the same two with a health setting changed too, which recreates that ambassador (the baseline).
+SET_CHANGES = (("delivered", "bench4 removed", ["bench2", "bench3"], 1),
+               ("delivered", "bench4 added", ["bench2", "bench3", "bench4"], 1),
+               ("recreated", "bench4 removed", ["bench2", "bench3"], 2),
+               ("recreated", "bench4 added", ["bench2", "bench3", "bench4"], 1))
+
+
+def replica_set_changes(lab, client, services):
+    """For each of SET_CHANGES: failed requests of a client holding one connection to echo (a request every
+    10 ms; on a failure it connects again), from 3 s before site.yml makes the change to 3 s after."""
+    pid = lab.client("bench1").api.inspect_container(client.id)["State"]["Pid"]
+    echo = dict(services["echo"], balance="failover")
+    lab.write_topology(dict(services, echo=echo))
+    lab.site()
+    out = []
+    for how, what, hosts, interval in SET_CHANGES:
+        probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable,
+                                  os.path.join(HERE, "probe.py"), "echo", str(REPLICA_PORT + 1), "--seconds", "600",
+                                  "--timeout", "0.5", "--clock", "--why"], stdout=subprocess.PIPE,
+                                 universal_newlines=True)
+        time.sleep(3)
+        echo = dict(echo, hosts=hosts, health={"interval": interval})
+        lab.write_topology(dict(services, echo=echo))
+        started = time.monotonic()
+        run = lab.site()
+        ended = time.monotonic()
+        time.sleep(3)
+        probe.terminate()
+        stdout, _stderr = probe.communicate(timeout=60)
+        samples = json.loads(stdout)
+        failed = [s for s in samples if not s[1]]
+        out.append({"how": how, "change": what, "failed_requests": len(failed), "requests": len(samples),
+                    "failed_why": [s[2] for s in failed][:5], "playbook_s": ended - started,
+                    "actions": dict((h, a) for h, a in run["actions"].items() if a)})
+    return out
+
+
 def bench_replicas(cfg, results, lab):
     log("replicas: spread over 3 replicas, and the failover window of each failure")
     lab.up(REPLICA_HOSTS)
@@ -514,6 +550,8 @@ def bench_replicas(cfg, results, lab):
             exec_ok(client, ["sh", "-c", "sleep 4; for i in 1 2 3; do echo x | socat -T1 - "
                              "TCP:echo:%d,connect-timeout=1 || exit 1; done" % (REPLICA_PORT + 1)], attempts=10)
     after = lab.site()
+    log("  replica set changes, a connection held open")
+    changes = replica_set_changes(lab, client, replica_services(lab, replicas, consumer))
     client.remove(force=True)
     # What the consumer-side ambassadors decided, with the engine's timestamps (the health changes).
     logs = dict((name, lab.client(consumer).containers.get(name + "_ambassador").logs(timestamps=True).decode()
@@ -522,7 +560,7 @@ def bench_replicas(cfg, results, lab):
         "connections": count, "spread": spread, "spread_between": spread_s, "rounds": cfg["replicas_rounds"],
         "failover": dict((name, {"window_median_s": median([r["window_s"] for r in runs]), "runs": runs})
                          for name, runs in windows.items()),
-        "rerun_changed": sum(after["changed"].values()), "ambassador_logs": logs,
+        "rerun_changed": sum(after["changed"].values()), "ambassador_logs": logs, "set_changes": changes,
     }
     lab.write_topology({})
     lab.site()
@@ -809,6 +847,14 @@ def table(results):
         add("")
         add("| %d new connections to who | %s | rerun after the failures: changed=%d |" % (
             r["connections"], ", ".join("%s %d" % kv for kv in sorted(r["spread"].items())), r["rerun_changed"]))
+        if r.get("set_changes"):
+            add("")
+            add("| change of echo's replicas, a connection held open | bench1's ambassador | failed requests | requests "
+                "| site.yml s |")
+            add("|---|---|---:|---:|---:|")
+            for c in r["set_changes"]:
+                add("| %s | %s | %d | %d | %s |" % (c["change"], c["how"], c["failed_requests"], c["requests"],
+                                                   fmt(c["playbook_s"], 1)))
     if "scale" in results:
         sc = results["scale"]
         add("")

@@ -66,6 +66,9 @@ FIELDS = {
 PLAN_FIELDS = {
     "tls": (False, bool),  # it speaks mutual TLS with the files of the plan's tls_dir, mounted at /tls
     "target": (None, _same),  # a provider-side ambassador's: the container it forwards to
+    # path -> text put in the container's file system before it starts, and again whenever the text changes,
+    # without recreating it (a balancing ambassador's replicas: _dataplane.REPLICAS_FILE).
+    "files": ({}, _mapping),
 }
 # The spec also records which TLS files a container with tls mounts (the fingerprint that
 # crosshost.ambassador.tls returns for the run), so that new files recreate it.

@@ -228,15 +228,26 @@ def _kernel(script):
 HEALTHY_LOG = "crosshost.ambassador: healthy replicas: "
 
 
-def healthy_replicas(log_text):
-    """The replicas a balancing ambassador forwards to, as its log (oldest first) last said; None if it never did."""
+def _last_logged(log_text, prefix):
+    """The words after ``prefix`` on the last line of ``log_text`` (oldest first) that has it; None if none has."""
     found = None
     for line in log_text.splitlines():
-        at = line.find(HEALTHY_LOG)
+        at = line.find(prefix)
         if at >= 0:
-            words = line[at + len(HEALTHY_LOG):].split()
-            found = [] if words == ["none"] else words
+            found = line[at + len(prefix):].split()
     return found
+
+
+def healthy_replicas(log_text):
+    """The replicas a balancing ambassador forwards to, as its log (oldest first) last said; None if it never did."""
+    found = _last_logged(log_text, HEALTHY_LOG)
+    return [] if found == ["none"] else found
+
+
+def adopted_replicas(log_text):
+    """The replica list a balancing ambassador last adopted (:data:`REPLICAS_LOG`), as its log says; None if
+    it says none."""
+    return _last_logged(log_text, REPLICAS_LOG)
 
 
 def _seconds(value):
@@ -264,9 +275,35 @@ def balanced_rules(ports):
     return lines
 
 
-def balanced_script(ports, replicas, balance, health):
+# Where a consumer-side ambassador of a service on several hosts reads its replicas' addresses. They are
+# delivered to the container (put in its file system, ``_engine.Engine.put_files``) before it starts and
+# whenever they change, and are not part of its spec: a change of the replica set neither recreates it nor
+# cuts the connections open through it. The file lives in the container's own writable layer, so it
+# survives a restart of the container or of its engine. One line: the addresses, then the word
+# REPLICAS_END (a file read while it is being written lacks it, and is read again later).
+REPLICAS_FILE = "/etc/crosshost-ambassador-replicas"
+REPLICAS_END = "end"
+# What a balancing ambassador logs when it adopts a replica list (at start, and on each delivery).
+REPLICAS_LOG = "crosshost.ambassador: replicas: "
+
+
+def replicas_text(replicas):
+    """The content of :data:`REPLICAS_FILE` for ``replicas`` (advertise addresses, in order)."""
+    return " ".join(list(replicas) + [REPLICAS_END]) + "\n"
+
+
+def replicas_of(text):
+    """The replicas that :data:`REPLICAS_FILE`'s ``text`` lists; None when it is incomplete or absent."""
+    words = (text or "").split()
+    return words[:-1] if words and words[-1] == REPLICAS_END else None
+
+
+def balanced_script(ports, balance, health):
     """The shell program of a consumer-side ambassador of a service on several hosts.
 
+    It reads its replicas from :data:`REPLICAS_FILE` (waiting for it at start), and again before each
+    round of checks: a new list is adopted at once, each replica that stays keeps its state, a new one
+    starts healthy, and the rules are rewritten; connections already open keep their replica.
     Every ``health["interval"]`` seconds it connects to each replica's first port at once (busybox's
     ``nc ... -e true``: connect, then close; cut off by ``timeout`` after ``health["timeout"]`` seconds);
     a replica that failed ``fall`` checks in a row is taken out, one that passed ``rise`` in a row comes
@@ -277,18 +314,44 @@ def balanced_script(ports, replicas, balance, health):
     check_port = ports[0][1]
     return "\n".join([
         "set -u",
-        "replicas='%s'" % " ".join(replicas),
+        "replicas=",
+        # load: the file's list in $want; fails while the file is absent or half written.
+        "load() {",
+        "  got=$(cat %s 2>/dev/null) || return 1" % REPLICAS_FILE,
+        "  set -- $got",
+        "  [ $# -gt 0 ] || return 1",
+        "  eval \"last=\\${$#}\"",
+        "  [ \"$last\" = %s ] || return 1" % REPLICAS_END,
+        "  want=",
+        "  while [ $# -gt 1 ]; do want=\"$want $1\"; shift; done",
+        "  want=${want# }",
+        "}",
+        # adopt: $want becomes the replica list; a replica that stays keeps its state, a new one starts up.
+        "adopt() {",
+        "  i=0",
+        "  for r in $want; do",
+        "    u=1; j=0",
+        "    for o in $replicas; do [ \"$o\" = \"$r\" ] && eval \"u=\\$up_$j\"; j=$((j + 1)); done",
+        "    eval \"new_$i=$u\"; i=$((i + 1))",
+        "  done",
+        "  i=0",
+        "  for r in $want; do eval \"up_$i=\\$new_$i ok_$i=0 bad_$i=0\"; i=$((i + 1)); done",
+        "  replicas=$want",
+        "  echo \"%s$replicas\"" % REPLICAS_LOG,
+        "}",
     ] + balanced_rules(ports) + [
         "use() {",
         "  %s" % ('[ $# -gt 1 ] && set -- "$1"' if balance == "failover" else ":"),
         "  rules \"$@\" | iptables-restore --noflush",
         "}",
         _kernel_hooks(),
-        "i=0; for r in $replicas; do eval \"up_$i=1 ok_$i=0 bad_$i=0\"; i=$((i + 1)); done",
+        "until load; do sleep 0.2; done",
+        "adopt",
         "healthy=$replicas",
         "use $healthy || { echo 'crosshost.ambassador: cannot set the forwarding rules' >&2; exit 1; }",
         "echo \"%s$healthy\"" % HEALTHY_LOG,
         "while :; do",
+        "  if load && [ \"$want\" != \"$replicas\" ]; then adopt; fi",
         "  pids=",
         "  for r in $replicas; do",
         # In a subshell that exits by itself: a check killed by its timeout is not reported as "Terminated".
@@ -314,17 +377,17 @@ def balanced_script(ports, replicas, balance, health):
     ]) + "\n"
 
 
-def balanced_process(dataplane, ports, replicas, balance, health):
+def balanced_process(dataplane, ports, balance, health):
     """What a consumer-side ambassador of a tcp service on several hosts runs: see :func:`balanced_script`.
+    Its replicas are not in it: they are delivered as :data:`REPLICAS_FILE` (:func:`replicas_text`).
 
     :param ports: ``[(listen_port, published_port), ...]``, the same on every replica.
-    :param replicas: the replicas' advertise addresses (IPv4), in the order of the service's hosts.
     :param balance: ``round_robin`` or ``failover``.
     :param health: ``{interval, timeout, fall, rise}``.
     """
     if dataplane not in BALANCING_DATAPLANES:
         raise ValueError("the %s data plane cannot balance" % dataplane)
-    return _kernel(balanced_script(ports, replicas, balance, health))
+    return _kernel(balanced_script(ports, balance, health))
 
 
 # A replaced ambassador's watch: seconds between two lookups of its name.

@@ -16,9 +16,13 @@ settings (a plan's ``docker``), filled from the module's environment
 
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 import re
 import sys
+import tarfile
+import time
 import traceback
 
 try:
@@ -292,9 +296,9 @@ class Engine(object):
         repository, tag = parse_repository_tag(ref)
         self._call("pulling image %s" % ref, self.api.pull, repository, tag=tag or "latest")
 
-    def create(self, spec):
-        """Create and start the container ``spec`` (``_container.spec``: every field of its table) describes;
-        return its id."""
+    def create(self, spec, files=None):
+        """Create and start the container ``spec`` (``_container.spec``: every field of its table) describes,
+        with ``files`` (path -> text) in place before it starts; return its id."""
         api = self.api
         port_bindings = {}
         for p in spec["published"]:
@@ -330,6 +334,12 @@ class Engine(object):
             networking_config=networking_config,
         )
         try:
+            if files:
+                try:
+                    self.put_files(created["Id"], spec["name"], files)
+                except EngineError:
+                    self.remove(created["Id"], spec["name"])
+                    raise
             return self._start_new(created["Id"], spec["name"])
         except EngineError as exc:
             text = str(exc)
@@ -338,6 +348,37 @@ class Engine(object):
                          "service %s another published port (ambassador_services.%s.published)"
                          % (spec["service"], spec["service"]))
             raise EngineError(text)
+
+    def put_files(self, container_id, name, files):
+        """Write ``files`` (absolute path -> text) in the container's file system, owned by root and readable
+        by all; the container may be running or not. The engine unpacks an archive there: a process that
+        reads the file meanwhile may see it half written (see ``_dataplane.REPLICAS_END``)."""
+        for path, text in sorted(files.items()):
+            directory, base = posixpath.split(path)
+            data = text.encode("utf-8")
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                info = tarfile.TarInfo(base)
+                info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+            if not self._call("putting %s in container %s" % (path, name), self.api.put_archive, container_id,
+                              directory, archive.getvalue()):
+                raise EngineError("putting %s in container %s failed on the Docker engine at %s" % (path, name, self.url))
+
+    def read_files(self, container_id, name, paths):
+        """path -> the text of that file in the container (None when there is no such file), for ``paths``."""
+        found = {}
+        for path in paths:
+            got = self._found("reading %s in container %s" % (path, name), self.api.get_archive, container_id, path)
+            if got is None:
+                found[path] = None
+                continue
+            stream, _stat = got
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
+                member = tar.next()
+                handle = tar.extractfile(member) if member is not None and member.isfile() else None
+                found[path] = handle.read().decode("utf-8", "replace") if handle is not None else None
+        return found
 
     def _start_new(self, container_id, name):
         """Start a container just created; return its id. If it cannot start (e.g. its published port is taken),
@@ -358,6 +399,13 @@ class Engine(object):
         when there is no such container."""
         found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
                             since=int(since))
+        return None if found is None else found.decode("utf-8", "replace")
+
+    def logs_tail(self, name, lines):
+        """The last ``lines`` lines container ``name`` logged (stdout and stderr), or None when there is no such
+        container."""
+        found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
+                            tail=lines)
         return None if found is None else found.decode("utf-8", "replace")
 
     def stop(self, container_id, name, timeout):
@@ -411,7 +459,7 @@ class Engine(object):
         self._call("setting the restart policy of container %s" % name, self.api.update_container, container_id,
                    restart_policy={"Name": policy})
 
-    def replace(self, container_id, spec, method, stop_timeout=None, running=False, restart_policy=None):
+    def replace(self, container_id, spec, method, stop_timeout=None, running=False, restart_policy=None, files=None):
         """Replace the container ``container_id`` by one made from ``spec``, of the same name; return its id.
 
         ``method`` (``_reconcile.replace_method``): ``side_by_side`` renames the old one aside, makes
@@ -426,14 +474,14 @@ class Engine(object):
         name = spec["name"]
         if method == "stop_first":
             self.remove(container_id, name, stop_timeout=stop_timeout)
-            return self.create(spec)
+            return self.create(spec, files)
         aside = "%s.replaced-%s" % (name, container_id[:12])
         self.rename(container_id, name, aside)
         try:
             self.set_restart_policy(container_id, aside, "no")
             if running:
                 self.exec_detached(container_id, aside, ["/bin/sh", "-c", replaced_watch(name)])
-            new_id = self.create(spec)
+            new_id = self.create(spec, files)
         except EngineError:
             self.rename(container_id, aside, name)
             self.set_restart_policy(container_id, name, restart_policy or "no")

@@ -16,7 +16,7 @@ import gc
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import planned_container
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    TLS_MOUNT, ambassador_process, balanced_process)
+    REPLICAS_FILE, TLS_MOUNT, ambassador_process, balanced_process, replicas_text)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
     ambassador_name, ambassador_side, env_prefix, validate)
 
@@ -99,17 +99,17 @@ def _ambassador(svc, side, process, host, image, **values):
 
 def _consumer_side(svc, host, image):
     """The consumer-side ambassador of a service, the same on every host with its image, network
-    and (with TLS) TLS directory. Its environment says where it forwards: the provider's address,
-    or each replica's, separated by commas."""
+    and (with TLS) TLS directory. With one provider, its environment says where it forwards (the
+    provider's address); with several, its replicas are a file delivered to it (``files``), so that
+    a change of the replica set changes nothing that defines the container."""
     pairs = list(zip(svc.ports, svc.published))
-    prefix = env_prefix(svc.name)
-    env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()),
-                ",".join("%s://%s:%d" % (svc.protocol, address, pub) for address in svc.addresses)) for p, pub in pairs)
     if len(svc.hosts) > 1:
-        process = balanced_process(svc.dataplane, pairs, svc.addresses, svc.balance, svc.health)
-    else:
-        process = ambassador_process(svc.dataplane, svc.protocol, pairs, svc.address,
-                                     tls_role=svc.host if svc.tls else None)
+        return _ambassador(svc, "consumer", balanced_process(svc.dataplane, pairs, svc.balance, svc.health), host,
+                           image, aliases=[svc.name], files={REPLICAS_FILE: replicas_text(svc.addresses)})
+    prefix = env_prefix(svc.name)
+    env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()), "%s://%s:%d" % (svc.protocol, svc.address, pub))
+               for p, pub in pairs)
+    process = ambassador_process(svc.dataplane, svc.protocol, pairs, svc.address, tls_role=svc.host if svc.tls else None)
     return _ambassador(svc, "consumer", process, host, image, env=env, aliases=[svc.name], tls=svc.tls)
 
 

@@ -8,7 +8,8 @@
 The engine side (``_engine``) reports what exists; :func:`decide` compares it
 with the host's planned containers and returns the actions, each with its reason.
 A container is recreated only when the hash of its spec changed; the spec itself
-is stored in a label so that a diff can show exactly what changed.
+is stored in a label so that a diff can show exactly what changed. Its ``files``
+are not part of the spec: new text is put in the container that stays (``deliver``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def spec_changes(before, after):
                 for key in SPEC_KEYS if before.get(key) != after.get(key))
 
 
+def changed_files(found, wanted):
+    """The paths of ``wanted`` (path -> text, a planned container's ``files``) whose text is not what
+    ``found`` (path -> the text in the container, None when the file is absent) holds, sorted."""
+    found = found or {}
+    return sorted(path for path, text in (wanted or {}).items() if found.get(path) != text)
+
+
 def _overlaps(ip_a, ip_b):
     wildcard = ("", "0.0.0.0", "::")
     return ip_a == ip_b or ip_a in wildcard or ip_b in wildcard
@@ -97,7 +105,8 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
 
     :param planned: the plan's containers (``_container.planned_container``).
     :param existing: one dict per container on the engine, with ``id``, ``name``,
-        ``labels``, ``state`` and ``ports`` (the engine's summary of published ports).
+        ``labels``, ``state`` and ``ports`` (the engine's summary of published ports), and ``files``
+        (path -> text, None when absent) for the paths of the planned container's ``files``.
     :param stop_first: services moved stop-first: a running service container of one of them
         that this host no longer runs is stopped (phase ``stop``) before it is removed, so that
         the new host never starts it while the old one still writes.
@@ -114,10 +123,12 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
           this collection does not own, and each published port the plan needs
           that such a container publishes (nothing may be done on the host then);
         * ``actions``: ordered steps ``{"action", "kind", "name", "reason", ...}``,
-          with ``action`` one of stop, remove, recreate, create, start, and ``service``;
+          with ``action`` one of stop, remove, recreate, create, deliver (put new ``files`` in a
+          container that stays), start, and ``service``; create, recreate and deliver carry ``files``;
         * ``unchanged``: names of planned containers already as planned;
         * ``before`` / ``after``: name -> spec of owned containers now and after
-          the actions, for a diff;
+          the actions, for a diff; ``files_before`` / ``files_after``: the same for the
+          delivered files of the containers that have some;
         * ``steps``: everything to do on the host, each a copy of an action (or a network or
           image step) with its ``phase`` (:data:`PHASES`) and, for a recreate, its ``method``
           (see :func:`replace_method`); :func:`select` takes those of some phases.
@@ -125,6 +136,7 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
     by_name = dict((c["name"], c) for c in existing)
     owned = dict((c["name"], c) for c in existing if (c.get("labels") or {}).get(OWNER_LABEL) == "true")
     specs = [container_spec(p, tls_fingerprint) for p in planned]
+    files = dict((p["name"], dict(p.get("files") or {})) for p in planned)
     wanted = set(s["name"] for s in specs)
 
     conflicts = sorted("container %s exists" % s["name"] for s in specs if s["name"] in by_name and s["name"] not in owned)
@@ -132,7 +144,10 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
     conflicts += port_conflicts(specs, foreign)
     before = dict((name, stored_spec(c.get("labels") or {})) for name, c in sorted(owned.items()))
     after = dict((s["name"], s) for s in sorted(specs, key=lambda s: s["name"]))
-    result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after, "steps": []}
+    result = {"conflicts": conflicts, "actions": [], "unchanged": [], "before": before, "after": after, "steps": [],
+              "files_before": dict((name, dict(owned[name].get("files") or {})) for name in sorted(owned)
+                                   if files.get(name) or owned[name].get("files")),
+              "files_after": dict((name, found) for name, found in sorted(files.items()) if found)}
     if conflicts:
         return result
 
@@ -155,19 +170,25 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
         current = owned.get(name)
         if current is None:
             actions.append({"action": "create", "kind": "container", "name": name, "service": spec["service"],
-                            "spec": spec, "reason": "planned, not present"})
+                            "spec": spec, "files": files[name], "reason": "planned, not present"})
             continue
         labels = current.get("labels") or {}
         if labels.get(HASH_LABEL) != spec_hash(spec):
             changes = spec_changes(before[name], spec)
             actions.append({"action": "recreate", "kind": "container", "name": name, "id": current["id"],
-                            "service": spec["service"], "spec": spec,
+                            "service": spec["service"], "spec": spec, "files": files[name],
                             "reason": "changed: %s" % ", ".join(sorted(changes)) if changes else "spec hash differs",
                             "changes": changes})
-        elif current.get("state") in STARTABLE_STATES:
+            continue
+        stale = changed_files(current.get("files"), files[name])
+        if stale:
+            actions.append({"action": "deliver", "kind": "container", "name": name, "id": current["id"],
+                            "service": spec["service"], "files": dict((path, files[name][path]) for path in stale),
+                            "reason": "file(s) %s changed; put in place, the container stays" % ", ".join(stale)})
+        if current.get("state") in STARTABLE_STATES:
             actions.append({"action": "start", "kind": "container", "name": name, "id": current["id"],
                             "service": spec["service"], "reason": "up to date but %s" % current.get("state")})
-        else:
+        elif not stale:
             result["unchanged"].append(name)
     result["steps"] = _steps(actions, before, network, networks, images, side_by_side)
     return result
@@ -266,6 +287,10 @@ def phase_of(action, before, needed):
         return "make" if _published_keys(before.get(action["name"])) & needed else "break"
     if action["action"] == "recreate":
         return recreate_phase(action["spec"], before.get(action["name"]))
+    if action["action"] == "deliver":
+        # New files for a running container (a balancing ambassador's replicas): with the switch, like a
+        # consumer-side ambassador made anew, once the new replicas' hosts have made theirs.
+        return "switch"
     if action["action"] == "create" and _side(action["spec"]) == "consumer":
         # A consumer-side ambassador forwards to another host: it comes with the switch, once that
         # host's make step succeeded (a failed one holds it back), so that no consumer is given an

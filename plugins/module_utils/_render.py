@@ -26,6 +26,7 @@ creates, recreates or removes are coloured, and removed ones drawn as ghosts.
 
 from __future__ import annotations
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import REPLICAS_FILE, replicas_of
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import ambassador_name
 
 # Fill colours of containers by what the next run does to them.
@@ -69,15 +70,28 @@ def _port_text(container, address=None):
     return ports
 
 
-def _target_ports(container):
-    """The endpoints a consumer-side ambassador forwards to (each replica's, for a service on several hosts),
-    from its legacy env, written like _port_text's."""
+def _published_ports(plans):
+    """service -> the ports its provider-side ambassadors publish, written like _port_text's (without address)."""
+    found = {}
+    for plan in plans.values():
+        for ct in plan["containers"]:
+            if ct.get("side") == "provider":
+                found.setdefault(ct["service"], set()).update(
+                    "%d%s" % (p["host_port"], "" if p["protocol"] == "tcp" else "/" + p["protocol"])
+                    for p in ct.get("published") or [])
+    return found
+
+
+def _target_ports(container, published):
+    """The endpoints a consumer-side ambassador forwards to, written like _port_text's: from its legacy env,
+    or for a service on several hosts, each replica's (its delivered list, and ``published``)."""
     endpoints = set()
     for value in (container.get("env") or {}).values():
-        for url in str(value).split(","):
-            protocol, sep, address = url.partition("://")
-            if sep:
-                endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
+        protocol, sep, address = str(value).partition("://")
+        if sep:
+            endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
+    for address in replicas_of((container.get("files") or {}).get(REPLICAS_FILE)) or []:
+        endpoints.update("%s:%s" % (address, port) for port in published.get(container["service"], ()))
     return sorted(endpoints)
 
 
@@ -91,6 +105,7 @@ def render_dot(plans, actions=None, title=None):
     actions = actions or {}
     caption = "\n".join(part for part in (title, LEGEND if any(actions.values()) else None) if part)
     providers = _provider_of(plans)
+    published = _published_ports(plans)
     lines = [
         "digraph topology {",
         "  graph %s;" % _attrs(rankdir="LR", fontname="Helvetica", fontsize="12", nodesep="0.3", ranksep="0.6",
@@ -151,7 +166,7 @@ def render_dot(plans, actions=None, title=None):
                 edges.append((_node_id(host, "apps"), _node_id(host, ambassador_name(service)), {"label": service}))
         for ct in plan["containers"]:
             if ct.get("side") == "consumer":
-                for endpoint in _target_ports(ct):
+                for endpoint in _target_ports(ct, published):
                     endpoints.setdefault(endpoint, set())
                     edges.append((_node_id(host, ct["name"]), _quote(endpoint),
                                   {"color": NETWORK_COLOUR, "penwidth": "1.6"}))

@@ -481,6 +481,12 @@ def parse_placement(value):
 
     :returns: ``(overrides, problems)``; ``problems`` is a list of :class:`Problem`.
     """
+    overrides, problems = _placement_hosts(value)
+    return dict((service, hosts[0] if len(hosts) == 1 else hosts) for service, hosts in overrides.items()), problems
+
+
+def _placement_hosts(value):
+    """:func:`parse_placement`'s answer with every service's hosts as a list, even of one."""
     path = "ambassador_placement_overrides"
     if value is None or value == "" or value == {}:
         return {}, []
@@ -513,15 +519,15 @@ def parse_placement(value):
         elif overrides.setdefault(service, hosts) != hosts:
             problems.append(Problem("%s.%s" % (path, service), "is given twice (%s and %s)"
                                     % ("+".join(overrides[service]), "+".join(hosts)), "give each service one placement"))
-    return dict((service, hosts[0] if len(hosts) == 1 else hosts) for service, hosts in overrides.items()), problems
+    return overrides, problems
 
 
 def _apply_placement(services, placement, known_hosts):
     """``(services with the placement overrides applied, problems)``; unknown names are problems."""
-    overrides, problems = parse_placement(placement)
+    overrides, problems = _placement_hosts(placement)
     moved = dict(services)
     for service in sorted(overrides):
-        hosts = overrides[service] if isinstance(overrides[service], list) else [overrides[service]]
+        hosts = overrides[service]
         path = "ambassador_placement_overrides.%s" % service
         if service not in services:
             problems.append(Problem(path, "service %r is not defined in ambassador_services" % service,
@@ -554,11 +560,15 @@ class Service(NamedTuple):
     move: str
     consumers: tuple  # every host whose containers connect to it, sorted
     remote_consumers: tuple  # those other than its provider
-    address: Optional[str]  # its provider's advertise address, that they connect to
     addresses: tuple  # the advertise address of each of hosts (for remote consumers), in that order
     allow: tuple  # their source addresses: the only peers its provider-side ambassadors let in
     balance: str  # with several hosts: how consumers choose a replica (BALANCES)
     health: dict  # with several hosts: how consumers check replicas (HEALTH)
+
+    @property
+    def address(self):
+        """Its (first) provider's advertise address, that remote consumers connect to; None without them."""
+        return self.addresses[0] if self.addresses else None
 
 
 class Host(NamedTuple):
@@ -676,12 +686,12 @@ def _consumed(host, hv, services):
     return wanted, problems
 
 
-_NO_LINKS = {"remote_consumers": (), "address": None, "addresses": (), "allow": ()}  # a service consumed on its own host only
+_NO_LINKS = {"remote_consumers": (), "addresses": (), "allow": ()}  # a service consumed on its own host only
 
 
 def _connections(services, hosts, consumers_of):
     """What connections across hosts need, checked: ``(service -> {remote_consumers: its consumers on other
-    hosts, address and addresses: its providers' advertise addresses, allow: their source addresses}, host ->
+    hosts, addresses: its providers' advertise addresses, allow: their source addresses}, host ->
     its bind address, problems)``. Only the hosts of services with remote consumers need addresses; each
     host's are checked once."""
     advertise, bind, sources, problems = {}, {}, {}, []
@@ -713,7 +723,7 @@ def _connections(services, hosts, consumers_of):
                     problems.append(Problem("ambassador_services.%s.published" % name, "%s port %d on %s is already "
                                             "published for service %r" % (svc["protocol"], port, provider, clash),
                                             "give one of the two services another published port"))
-        found[name] = {"address": advertise[providers[0]], "addresses": tuple(advertise[p] for p in providers),
+        found[name] = {"addresses": tuple(advertise[p] for p in providers),
                        "allow": tuple(sources[c] for c in remote), "remote_consumers": tuple(remote)}
     return found, bind, problems
 

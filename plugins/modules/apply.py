@@ -18,6 +18,9 @@ description:
   - A container is recreated only when the hash of its spec (kept in the label
     C(crosshost.ambassador.spec-hash)) differs; the spec itself is kept in the label
     C(crosshost.ambassador.spec), which makes the diff exact.
+  - A few planned files are not part of the spec (a balancing ambassador's list of replicas). They are put in
+    the container before it starts, and new text is put in the running container (action C(deliver)), which
+    stays, and so do the connections open through it.
   - It owns only containers labelled C(crosshost.ambassador.managed=true). A planned name taken by a
     container it does not own is an error, and then nothing at all is changed on the host.
   - Removing a container keeps its volumes. The shared network is never removed.
@@ -116,6 +119,8 @@ options:
       - Seconds that a service container and a provider-side ambassador created or started in
         V(make) get to be running (and, on the socat plane, the service to accept a TCP connection
         through the ambassador's network). Otherwise the step fails, and what it made is undone.
+      - Also the seconds that a running balancing ambassador given a new replica list (C(deliver)) gets to
+        adopt it (it reads the list once per health interval), before the run goes on.
     type: int
     default: 30
 seealso:
@@ -138,7 +143,10 @@ actions:
   description:
     - What was done (or, in check mode, would be done), in order, each with its reason.
     - C(kind) is container, network (created when missing) or image (pulled when missing);
-      C(action) is create, recreate, start, stop, remove or pull; C(phase) the phase it belongs to (O(phases)).
+      C(action) is create, recreate, deliver, start, stop, remove or pull; C(phase) the phase it belongs to
+      (O(phases)).
+    - A deliver puts C(files) (path to text) in a container that stays, e.g. a balancing ambassador's
+      replicas (README, Replicas).
     - A recreate's C(method) is C(side_by_side) (the new container runs before the old one goes) or
       C(stop_first) (the old one is removed first).
   returned: always
@@ -210,16 +218,20 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
+    REPLICAS_FILE, adopted_replicas, replicas_of)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
-    PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise, updates_restart_policy)
+    OWNER_LABEL, PHASES, decide, held_back, named_volumes, pending, resume_actions, select, summarise,
+    updates_restart_policy)
 
 
 def _public(action):
     """An action as returned to the user: no spec, no ids."""
-    return dict((k, v) for k, v in action.items() if k not in ("spec", "id"))
+    return dict((k, v) for k, v in action.items()
+                if k not in ("spec", "id") and not (k == "files" and not v))
 
 
 class LeaseKeeper(threading.Thread):
@@ -285,6 +297,7 @@ class Reconciler(object):
         self.done = []
         self.undo = []
         self.before = {}
+        self.files_before = {}
         self.states = {}
         self.keeper = None
 
@@ -297,6 +310,7 @@ class Reconciler(object):
             engine = self._connect()
             self.where = "host %s (Docker engine at %s)" % (plan["host"], engine.url)
             existing = engine.containers()
+            self._read_files(engine, existing)
             self.states = dict((c["name"], c.get("state")) for c in existing)
             networks = [plan["network"]] if engine.network(plan["network"]) is not None else []
             images = [i for i in sorted(set(ct["image"] for ct in plan["containers"])) if engine.has_image(i)]
@@ -307,6 +321,7 @@ class Reconciler(object):
                           tls_fingerprint=params["tls_fingerprint"], network=plan["network"], networks=networks,
                           images=images, side_by_side=side_by_side)
         self.before = decision["before"]
+        self.files_before = decision["files_before"]
         if decision["conflicts"]:
             self.fail("%s: containers that crosshost.ambassador did not create (they lack the label "
                       "crosshost.ambassador.managed=true) stand in the way, and it leaves them alone, so nothing "
@@ -345,6 +360,7 @@ class Reconciler(object):
                     self.done.append(step)
                 if "make" in wanted:
                     self._wait_ready(engine, [s for s in steps if s.get("kind") == "container"], ids)
+                self._wait_adopted(engine, [s for s in steps if s["action"] == "deliver"])
             except (EngineError, LockError) as exc:
                 undone = self._undo(engine, ids) if "make" in wanted or "stop" in wanted else []
                 self.fail("%s%s" % (exc, "; undone on this host: %s" % ", ".join(undone) if undone else ""))
@@ -366,8 +382,10 @@ class Reconciler(object):
             "volumes_left": left,
         }
         if self.module._diff:
-            result["diff"] = {"before": {"containers": decision["before"]},
-                              "after": {"containers": decision["after"]},
+            result["diff"] = {"before": dict({"containers": decision["before"]},
+                                             **({"files": decision["files_before"]} if decision["files_before"] else {})),
+                              "after": dict({"containers": decision["after"]},
+                                            **({"files": decision["files_after"]} if decision["files_after"] else {})),
                               "before_header": "%s containers" % plan["host"],
                               "after_header": "%s containers" % plan["host"]}
         self.module.exit_json(**result)
@@ -385,6 +403,17 @@ class Reconciler(object):
         # A client of its own: the module's one is busy with the steps meanwhile.
         self.keeper = LeaseKeeper(self._connect(), lock["id"], max(1.0, lease / 3.0))
         self.keeper.start()
+
+    def _files_before(self, name):
+        """The files container ``name`` held before this run (those it had)."""
+        return dict((path, text) for path, text in (self.files_before.get(name) or {}).items() if text is not None)
+
+    def _read_files(self, engine, existing):
+        """Add to each owned container of ``existing`` that is planned with ``files`` what those files hold now."""
+        paths = dict((ct["name"], sorted(ct.get("files") or {})) for ct in self.plan["containers"] if ct.get("files"))
+        for found in existing:
+            if paths.get(found["name"]) and (found.get("labels") or {}).get(OWNER_LABEL) == "true":
+                found["files"] = engine.read_files(found["id"], found["name"], paths[found["name"]])
 
     def _connect(self):
         return connect(self.plan["docker"], timeout=self.module.params["timeout"])
@@ -414,11 +443,14 @@ class Reconciler(object):
             ids[step["name"]] = engine.replace(
                 step["id"], step["spec"], step["method"], stop_timeout=self._stop_timeout(step["spec"]["kind"]),
                 running=self.states.get(step["name"]) == "running",
-                restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"))
+                restart_policy=(self.before.get(step["name"]) or {}).get("restart_policy"), files=step.get("files"))
             self.undo.append(("restore", ids[step["name"]], step["name"]))
         elif action == "create":
-            ids[step["name"]] = engine.create(step["spec"])
+            ids[step["name"]] = engine.create(step["spec"], step.get("files"))
             self.undo.append(("remove", ids[step["name"]], step["name"]))
+        elif action == "deliver":
+            engine.put_files(step["id"], step["name"], step["files"])
+            self.undo.append(("files", step["id"], step["name"]))
         elif action == "start":
             engine.start(step["id"], step["name"])
 
@@ -433,10 +465,14 @@ class Reconciler(object):
                     engine.start(container_id, name)
                     undone.append("started %s again" % name)
                     continue
+                if what == "files":
+                    engine.put_files(container_id, name, self._files_before(name))
+                    undone.append("%s has its files back as they were" % name)
+                    continue
                 engine.remove(container_id, name, stop_timeout=self._stop_timeout(self.kinds.get(name)))
                 ids.pop(name, None)
                 if what == "restore" and self.before.get(name):
-                    ids[name] = engine.create(self.before[name])
+                    ids[name] = engine.create(self.before[name], self._files_before(name))
                     undone.append("%s back as it was" % name)
                 else:
                     undone.append("removed %s" % name)
@@ -476,6 +512,24 @@ class Reconciler(object):
                                       % (name, self.module.params["ready_timeout"],
                                          "state %s" % (state.get("Status") or "missing") if not state.get("Running")
                                          else "no TCP connection to %s" % argv[-1][4:].split(",")[0], name))
+                time.sleep(0.2)
+
+    def _wait_adopted(self, engine, delivered):
+        """A running balancing ambassador given a new replica list must have adopted it (its log says so)
+        before the run goes on: a replica left out is removed only once no ambassador sends it anything new."""
+        deadline = time.time() + self.module.params["ready_timeout"]
+        for step in delivered:
+            replicas = replicas_of(step["files"].get(REPLICAS_FILE))
+            if replicas is None or self.states.get(step["name"]) != "running":
+                continue
+            # Its last lines, not those since the delivery: the engine's clock may differ from this machine's.
+            # An ambassador logs a few lines per health interval at most.
+            while adopted_replicas(engine.logs_tail(step["id"], 100) or "") != replicas:
+                if time.time() >= deadline:
+                    raise EngineError("%s did not take its new replicas (%s) within %d s. Fix: see its logs (docker "
+                                      "logs %s); raise ambassador_ready_timeout if its health interval is longer"
+                                      % (step["name"], ", ".join(replicas), self.module.params["ready_timeout"],
+                                         step["name"]))
                 time.sleep(0.2)
 
     def _stop_timeout(self, kind):

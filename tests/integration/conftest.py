@@ -7,7 +7,6 @@ so tests do not depend on each other's leftovers.
 
 import os
 import shutil
-import signal
 import subprocess
 
 import docker
@@ -15,7 +14,8 @@ import pytest
 import yaml
 
 # The runner and the waits that bench/ uses too; the tests import them from here.
-from labkit import ON_THE_CONTROLLER, ROOT, VENV_BIN, ansible_playbook, exec_ok, processes_naming, wait_for  # noqa: F401 pylint: disable=unused-import
+from labkit import (  # noqa: F401 pylint: disable=unused-import
+    ON_THE_CONTROLLER, ROOT, VENV_BIN, ansible_playbook, exec_ok, processes_naming, stop_dockerd, veth_of, wait_for)
 
 # scripts/lab-instance-tests runs copies of these tests (host names of another lab instance) from
 # elsewhere: LAB_ROOT (read by labkit) names the checkout, LAB_VARS the instance's vars file for
@@ -90,14 +90,6 @@ class Topology(object):
             yaml.safe_dump(current, handle, default_flow_style=False)
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 class Lab(object):
     def __init__(self, inventory_path, tmpdir):
         with open(inventory_path) as handle:
@@ -159,11 +151,7 @@ class Lab(object):
 
     def stop_engine(self, host, timeout=60):
         """Stop a lab host's dockerd, as an operator or a crash would; lab.up() brings it back."""
-        pidfile = os.path.join(self.run_dir(host), "docker.pid")
-        with open(pidfile) as handle:
-            pid = int(handle.read().strip())
-        os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not _alive(pid), "dockerd of %s (pid %d) to stop" % (host, pid), timeout)
+        stop_dockerd(self.run_dir(host), timeout)
         self._clients.pop(host, None)
 
     def run_dir(self, host):

@@ -3,6 +3,7 @@ or leaves behind: shared by the integration tests (through their conftest.py), t
 (test_podman.py) and the benchmark (bench/run.py). No pytest here."""
 
 import glob
+import hashlib
 import json
 import os
 import signal
@@ -16,6 +17,30 @@ CALLBACKS = os.path.join(ROOT, "tests", "integration", "callback_plugins")
 # Host variables that run a lab host's modules on the controller (which sees every engine's socket,
 # and the job's environment) instead of on the host over SSH.
 ON_THE_CONTROLLER = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+
+
+def veth_of(host):
+    """The bridge side of a lab host's veth pair, named as the lab role names it (roles/lab/vars/main.yml)."""
+    if len(host) <= 11:
+        return "xhv-" + host
+    return "xhv-" + host[:4] + hashlib.sha1(host.encode("utf-8")).hexdigest()[:7]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_dockerd(run_dir, timeout=60):
+    """Stop the dockerd whose pidfile is in ``run_dir`` (a lab host's run directory), as an operator or a crash
+    would, and wait until it is gone; the lab role brings it back."""
+    with open(os.path.join(run_dir, "docker.pid")) as handle:
+        pid = int(handle.read().strip())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "dockerd (pid %d) to stop" % pid, timeout)
 
 
 class Run(object):
@@ -133,7 +158,7 @@ def leftovers(lab_vars):
     return {
         "namespaces": [line.split()[0] for line in netns.splitlines() if line.split() and line.split()[0] in hosts],
         "links": [line.split(":")[1].strip() for line in links.splitlines()
-                  if line.split(":")[1].strip().split("@")[0] in [bridge] + ["xhv-%s" % h for h in hosts]],
+                  if line.split(":")[1].strip().split("@")[0] in [bridge] + [veth_of(h) for h in hosts]],
         "forward rules": [line for line in rules.splitlines() if bridge in line],
         "processes": processes_naming(run_dir, state_dir),
         "mounts": mounts,

@@ -5,10 +5,10 @@ import signal
 import subprocess
 import time
 
-from conftest import ON_THE_CONTROLLER, converge, exec_ok, wait_for
+from conftest import ON_THE_CONTROLLER, converge, exec_ok, veth_of, wait_for
 
 # The lab names the bridge side of host3's veth pair like this (roles/lab/README.md).
-HOST3_VETH = "xhv-host3"
+HOST3_VETH = veth_of("host3")
 
 
 def move_redis(topology, host):

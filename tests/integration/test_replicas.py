@@ -10,10 +10,10 @@ import threading
 import time
 from collections import Counter
 
-from conftest import converge, exec_ok, wait_for
+from conftest import converge, exec_ok, veth_of, wait_for
 
 # The lab names the bridge side of host3's veth pair like this (roles/lab/README.md).
-HOST3_VETH = "xhv-host3"
+HOST3_VETH = veth_of("host3")
 PORT = 7000
 # One request per connection, every 20 ms, each given up after 1 s; a line per request:
 # "<seconds since boot> <the replica's hostname, or FAIL>". /proc/uptime is the machine's clock, the
@@ -187,3 +187,42 @@ def test_removing_and_adding_a_replica_keeps_the_service_answering(lab, topology
     seen = Counter(names.get(a, "another" if a != "FAIL" else a) for _t, a in answers)
     assert seen["host2"] > 0 and seen["FAIL"] <= 2, seen
     assert answers[-1][1] != "FAIL"
+
+
+# who, answering each line after its hostname: a connection that stays open for as long as its client wants.
+KEEPS_OPEN = ["socat", "TCP-LISTEN:%d,fork,reuseaddr" % PORT, "SYSTEM:cat /etc/hostname; cat"]
+# A client holding one connection to who, sending a line every 0.2 s; what comes back goes to /tmp/held.
+HELD = "(while sleep 0.2; do echo ping; done) | socat - TCP:who:%d > /tmp/held" % PORT
+
+
+def held_lines(consumer):
+    return int(exec_ok(consumer, ["sh", "-c", "wc -l < /tmp/held"]).strip() or 0)
+
+
+def test_a_new_replica_list_reaches_the_running_ambassador_and_open_connections_stay(lab, topology):
+    converge(lab, with_who(topology, ["host2", "host3"], balance="failover", command=KEEPS_OPEN))
+    ambassador = lab.client("host1").containers.get("who_ambassador")
+    consumer = lab.start_consumer("host1", "replica-holder")
+    try:
+        assert answered_by(lab, consumer, 3) == {"host2": 3}
+        consumer.exec_run(["sh", "-c", HELD], detach=True)
+        wait_for(lambda: held_lines(consumer) >= 3, "the held connection to answer", 20)
+        names = replica_ids(lab)
+        assert names[exec_ok(consumer, ["head", "-n1", "/tmp/held"]).strip()] == "host2"
+
+        # host3 first: the new list is put in the ambassador that stays; nothing else changes anywhere.
+        reordered = converge(lab, with_who(topology, ["host3", "host2"], balance="failover", command=KEEPS_OPEN))
+        assert reordered.actions() == {"host1": [("deliver", "who_ambassador")], "host2": [], "host3": []}
+        wait_for(lambda: answered_by(lab, consumer, 3) == {"host3": 3}, "new connections to go to host3", 20)
+        assert lab.client("host1").containers.get("who_ambassador").id == ambassador.id
+        # The connection opened before, to host2, is still open and answering.
+        before = held_lines(consumer)
+        wait_for(lambda: held_lines(consumer) >= before + 5, "the held connection to keep answering", 20)
+        assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+        # The list lives in the container: it survives a restart, which needs no Ansible run.
+        ambassador.restart(timeout=5)
+        wait_for(lambda: answered_by(lab, consumer, 3) == {"host3": 3}, "host3 to answer after the restart", 30)
+        assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+    finally:
+        consumer.remove(force=True)

@@ -66,6 +66,18 @@ def test_quick_benchmark_runs_and_reports_every_section(tmp_path):
         assert runs and all(r["ok_share_at_end"] >= 0.9 and r["requests"] > 50 and r["failed_before_hit"] == 0
                             for r in runs), runs
     assert replicas["rerun_changed"] == 0
+    # A replica set change delivered to bench1's running ambassador cut no request of the connection held open
+    # to bench2; recreating that ambassador (the baseline) is what the other rows did.
+    changes = replicas["set_changes"]
+    assert [(c["how"], c["change"]) for c in changes] == [
+        ("delivered", "bench4 removed"), ("delivered", "bench4 added"),
+        ("recreated", "bench4 removed"), ("recreated", "bench4 added")], changes
+    for change in changes:
+        assert change["requests"] > 100, change
+        if change["how"] == "delivered":
+            assert change["failed_requests"] == 0 and change["actions"]["bench1"] == [["deliver", "echo_ambassador"]], change
+        else:
+            assert ["recreate", "echo_ambassador"] in change["actions"]["bench1"], change
 
     scale = results["scale"]
     runs = scale["runs"]

@@ -5,8 +5,9 @@ import subprocess
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    HEALTHY_LOG, balanced_process, balanced_script, healthy_replicas)
+    HEALTHY_LOG, REPLICAS_FILE, balanced_process, balanced_script, healthy_replicas, replicas_of, replicas_text)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import decide, labels_for
 from ansible_collections.crosshost.ambassador.plugins.module_utils._render import render_dot
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import TopologyError, parse_placement
 
@@ -47,9 +48,10 @@ def test_each_replica_runs_the_service_and_a_provider_side_ambassador():
     consumer = by_name(plans["host1"])["api_ambassador"]
     assert consumer["side"] == "consumer" and consumer["aliases"] == ["api"] and consumer["dataplane"] == "kernel"
     assert consumer["image"] == "kernel:1" and consumer["cap_add"] == ["NET_ADMIN"]
-    assert consumer["env"] == {"API_PORT_7777_TCP": "tcp://10.0.0.2:7777,tcp://10.0.0.3:7777,tcp://10.0.0.4:7777"}
-    assert consumer["command"] == [balanced_script([(7777, 7777)], ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
-                                                   "round_robin", DEFAULT_HEALTH)]
+    # Its replicas are a file delivered to it, not part of what defines it (nor its environment).
+    assert consumer["env"] == {}
+    assert consumer["files"] == {REPLICAS_FILE: "10.0.0.2 10.0.0.3 10.0.0.4 end\n"}
+    assert consumer["command"] == [balanced_script([(7777, 7777)], "round_robin", DEFAULT_HEALTH)]
     assert plans["host1"]["environment"]["API_PORT"] == "tcp://api:7777"
 
 
@@ -72,7 +74,7 @@ def test_failover_and_health_settings_reach_the_consumer_side_program():
     health = {"interval": 0.5, "timeout": 0.3, "fall": 3, "rise": 1}
     plans = plan_topology({"api": dict(API, balance="failover", health=health)}, hosts(host1=["api"]))
     script = by_name(plans["host1"])["api_ambassador"]["command"][0]
-    assert script == balanced_script([(7777, 7777)], ["10.0.0.2", "10.0.0.3", "10.0.0.4"], "failover", health)
+    assert script == balanced_script([(7777, 7777)], "failover", health)
     assert "timeout 0.3 nc" in script and "sleep 0.5" in script and '-ge 3 ]' in script and '-ge 1 ]' in script
     assert '[ $# -gt 1 ] && set -- "$1"' in script
 
@@ -82,7 +84,10 @@ def test_adding_a_replica_changes_only_the_consumer_side_and_the_new_replica():
     after = plan_topology({"api": dict(API)}, hosts(host1=["api"]))
     assert before["host2"] == after["host2"] and before["host3"] == after["host3"]
     assert before["host4"]["containers"] == [] and len(after["host4"]["containers"]) == 2
-    assert before["host1"] != after["host1"]
+    # On the consumer host only the delivered list of replicas changes: the container stays.
+    consumer_before, consumer_after = by_name(before["host1"])["api_ambassador"], by_name(after["host1"])["api_ambassador"]
+    assert consumer_before["files"] != consumer_after["files"]
+    assert dict(consumer_before, files=None) == dict(consumer_after, files=None)
 
 
 def test_replicas_with_volumes_change_make_before_break_unless_told_otherwise():
@@ -100,8 +105,7 @@ def test_placement_overrides_take_a_list_of_hosts():
     assert parse_placement({"api": ["host2", "host3"]}) == ({"api": ["host2", "host3"]}, [])
     moved = plan_topology({"api": dict(API)}, hosts(host1=["api"]), placement="api=host3+host4")
     assert moved["host2"]["containers"] == [] and moved["host3"]["provides"] == ["api"]
-    assert by_name(moved["host1"])["api_ambassador"]["env"]["API_PORT_7777_TCP"] == \
-        "tcp://10.0.0.3:7777,tcp://10.0.0.4:7777"
+    assert replicas_of(by_name(moved["host1"])["api_ambassador"]["files"][REPLICAS_FILE]) == ["10.0.0.3", "10.0.0.4"]
     # One host: the service is on that host alone, as with host:.
     single = plan_topology({"api": dict(API)}, hosts(host1=["api"]), placement={"api": ["host4"]})
     assert single["host4"]["provides"] == ["api"] and single["host2"]["provides"] == []
@@ -194,8 +198,7 @@ def test_healthy_replicas_are_read_back_from_the_last_log_line():
 
 
 def test_the_balancing_program_is_valid_shell_and_spreads_in_turn():
-    script = balanced_script([(7777, 7777), (80, 8080)], ["10.0.0.2", "10.0.0.3", "10.0.0.4"], "round_robin",
-                             DEFAULT_HEALTH)
+    script = balanced_script([(7777, 7777), (80, 8080)], "round_robin", DEFAULT_HEALTH)
     subprocess.run(["sh", "-n", "-c", script], check=True)
     # The rules for three healthy replicas, printed by the program's own function.
     rules = subprocess.run(["sh", "-c", script.split("\nuse() {", maxsplit=1)[0] + "\nrules 10.0.0.2 10.0.0.3 10.0.0.4\n"],
@@ -212,4 +215,53 @@ def test_the_balancing_program_is_valid_shell_and_spreads_in_turn():
 
 def test_only_a_balancing_data_plane_runs_the_program():
     with pytest.raises(ValueError):
-        balanced_process("socat", [(1, 1)], ["10.0.0.2", "10.0.0.3"], "round_robin", DEFAULT_HEALTH)
+        balanced_process("socat", [(1, 1)], "round_robin", DEFAULT_HEALTH)
+
+
+def _adopting(script, path, steps):
+    """Run the balancing program's load and adopt functions (on a file at ``path``), then ``steps``."""
+    functions = script.split("\nrules() {", maxsplit=1)[0].replace(REPLICAS_FILE, path)
+    return subprocess.run(["sh", "-c", functions + "\n" + steps], check=True, capture_output=True, text=True).stdout
+
+
+def test_a_delivered_list_is_adopted_and_replicas_that_stay_keep_their_state(tmp_path):
+    script = balanced_script([(7777, 7777)], "round_robin", DEFAULT_HEALTH)
+    path = str(tmp_path / "replicas")
+    out = _adopting(script, path, "\n".join([
+        "load || echo 'no file yet'",
+        "printf '%s' > " + path,  # the file half written: no end mark
+        "load || echo 'half written'",
+        "printf '%s' > " + path,
+        "load && adopt",
+        "up_1=0",  # 10.0.0.3 was found down
+        "printf '%s' > " + path,
+        "load && adopt",
+        'echo "now $replicas: $up_0 $up_1 $up_2"',
+    ]) % ("10.0.0.2 10.0.0.3", replicas_text(["10.0.0.2", "10.0.0.3"]), replicas_text(["10.0.0.4", "10.0.0.3", "10.0.0.2"])))
+    assert out.splitlines() == [
+        "no file yet",
+        "half written",
+        "crosshost.ambassador: replicas: 10.0.0.2 10.0.0.3",
+        "crosshost.ambassador: replicas: 10.0.0.4 10.0.0.3 10.0.0.2",
+        # The new replica starts up, 10.0.0.3 stays down (now second), 10.0.0.2 stays up.
+        "now 10.0.0.4 10.0.0.3 10.0.0.2: 1 0 1",
+    ]
+
+
+def test_a_new_replica_list_is_delivered_to_the_ambassador_that_stays():
+    before = plan_topology({"api": dict(API, hosts=["host2", "host3"])}, hosts(host1=["api"]))["host1"]
+    after = plan_topology({"api": dict(API)}, hosts(host1=["api"]))["host1"]
+    made = decide(before["containers"], [], network="ambassador", networks=["ambassador"])
+    assert [(a["action"], a["files"]) for a in made["actions"]] == [
+        ("create", {REPLICAS_FILE: "10.0.0.2 10.0.0.3 end\n"})]
+    spec = made["actions"][0]["spec"]
+    existing = [{"id": "c1", "name": "api_ambassador", "labels": labels_for(spec), "state": "running", "ports": [],
+                 "files": {REPLICAS_FILE: "10.0.0.2 10.0.0.3 end\n"}}]
+    assert decide(before["containers"], existing)["unchanged"] == ["api_ambassador"]
+    changed = decide(after["containers"], existing)
+    assert [(s["action"], s["phase"], s["files"]) for s in changed["steps"]] == [
+        ("deliver", "switch", {REPLICAS_FILE: "10.0.0.2 10.0.0.3 10.0.0.4 end\n"})]
+    assert changed["files_before"] == {"api_ambassador": {REPLICAS_FILE: "10.0.0.2 10.0.0.3 end\n"}}
+    # A file lost (absent), and a stopped container: both put right, the container kept.
+    lost = [dict(existing[0], state="exited", files={REPLICAS_FILE: None})]
+    assert [a["action"] for a in decide(after["containers"], lost)["actions"]] == ["deliver", "start"]

@@ -8,6 +8,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import REPLICAS_FILE
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import EngineError
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import OWNER_LABEL, labels_for
@@ -30,12 +31,13 @@ class MemoryEngine(object):
         self.calls = []
         self.fail_create = set()
         self.next_id = 0
+        self.stuck = False
 
     def _named(self, name):
         return [c for c in self.by_id.values() if c["name"] == name]
 
     def containers(self):
-        return [dict(c) for c in self.by_id.values()]
+        return [dict((k, v) for k, v in c.items() if k != "stored_files") for c in self.by_id.values()]
 
     def network(self, name):
         return {"Name": name} if name in self.networks else None
@@ -54,15 +56,27 @@ class MemoryEngine(object):
         self.calls.append(("pull", ref))
         self.images.add(ref)
 
-    def create(self, spec):
+    def create(self, spec, files=None):
         self.calls.append(("create", spec["name"]))
         if spec["name"] in self.fail_create or self._named(spec["name"]):
             raise EngineError("creating container %s failed" % spec["name"])
         self.next_id += 1
         cid = "%064d" % self.next_id
         self.by_id[cid] = {"id": cid, "name": spec["name"], "labels": labels_for(spec), "state": "running",
-                           "ports": []}
+                           "ports": [], "stored_files": dict(files or {})}
         return cid
+
+    def logs_tail(self, cid, lines):
+        """A balancing ambassador's log: it has adopted the list in its file, unless it is ``stuck``."""
+        text = None if self.stuck else self.by_id[cid]["stored_files"].get(REPLICAS_FILE)
+        return "crosshost.ambassador: replicas: %s\n" % " ".join((text or "").split()[:-1])
+
+    def put_files(self, cid, name, files):
+        self.calls.append(("put_files", name))
+        self.by_id[cid]["stored_files"].update(files)
+
+    def read_files(self, cid, name, paths):
+        return dict((path, self.by_id[cid]["stored_files"].get(path)) for path in paths)
 
     def start(self, cid, name):
         self.calls.append(("start", name))
@@ -80,10 +94,10 @@ class MemoryEngine(object):
         self.calls.append(("rename", name, new_name))
         self.by_id[cid]["name"] = new_name
 
-    def replace(self, cid, spec, method, stop_timeout=None, running=False, restart_policy=None):
+    def replace(self, cid, spec, method, stop_timeout=None, running=False, restart_policy=None, files=None):
         self.calls.append(("replace", spec["name"], method, running, restart_policy))
         self.remove(cid, spec["name"])
-        return self.create(spec)
+        return self.create(spec, files)
 
     def inspect(self, name):
         for c in self.by_id.values():
@@ -171,3 +185,37 @@ def test_a_stop_first_service_leaving_the_host_is_stopped_in_its_own_phase(engin
     assert code == 0 and [(a["action"], a["name"]) for a in broken["actions"]] == [
         ("remove", "redis"), ("remove", "redis_ambassador")]
     assert broken["volumes_left"] == {"redis": ["redis-data"]}
+
+
+def test_a_new_replica_list_is_put_in_the_running_ambassador_and_a_failed_step_puts_the_old_one_back(engine, capsys):
+    replicated = {"api": {"hosts": ["h2", "h3"], "port": 7000, "image": "api:1"}}
+    hosts = dict(HOSTS, h3={"advertise_address": "10.0.0.3", "image": "socat:1"})
+    for settings in hosts.values():
+        settings["kernel_image"] = "socat:1"
+    hosts["h1"] = dict(hosts["h1"], consumes=["api"])
+    two = plan_topology(replicated, hosts)["h1"]
+    three = plan_topology(dict(api=dict(replicated["api"], hosts=["h2", "h3", "h2b"])),
+                          dict(hosts, h2b={"advertise_address": "10.0.0.4", "image": "socat:1",
+                                           "kernel_image": "socat:1"}))["h1"]
+    run_apply(capsys, plan=two)
+    kept = engine._named("api_ambassador")[0]
+    assert kept["stored_files"] == two["containers"][0]["files"]
+    engine.calls = []
+    code, checked = run_apply(capsys, plan=three, _ansible_check_mode=True, _ansible_diff=True)
+    assert code == 0 and engine.calls == [] and [a["action"] for a in checked["actions"]] == ["deliver"]
+    assert checked["diff"]["after"]["files"]["api_ambassador"] == three["containers"][0]["files"]
+    code, result = run_apply(capsys, plan=three)
+    assert code == 0 and engine.calls == [("put_files", "api_ambassador")]
+    assert [(a["action"], a["files"]) for a in result["actions"]] == [("deliver", three["containers"][0]["files"])]
+    assert engine._named("api_ambassador") == [kept] and kept["stored_files"] == three["containers"][0]["files"]
+    assert run_apply(capsys, plan=three)[1]["changed"] is False
+    # Back to two replicas, with a container that cannot be made after the delivery: the old list is put back.
+    broken = dict(two, containers=two["containers"] + [dict(two["containers"][0], name="late", files={})])
+    engine.fail_create.add("late")
+    code, failed = run_apply(capsys, plan=broken)
+    assert code == 1 and "has its files back as they were" in failed["msg"]
+    assert kept["stored_files"] == three["containers"][0]["files"]
+    # An ambassador that does not take its new list stops the run (before any replica is removed).
+    engine.stuck = True
+    code, failed = run_apply(capsys, plan=two, ready_timeout=1)
+    assert code == 1 and "api_ambassador did not take its new replicas (10.0.0.2, 10.0.0.3) within 1 s" in failed["msg"]
