@@ -853,8 +853,8 @@ def table(results):
                 "| site.yml s |")
             add("|---|---|---:|---:|---:|")
             for c in r["set_changes"]:
-                add("| %s | %s | %d | %d | %s |" % (c["change"], c["how"], c["failed_requests"], c["requests"],
-                                                   fmt(c["playbook_s"], 1)))
+                add("| %s | %s | %d | %d | %s |"
+                    % (c["change"], c["how"], c["failed_requests"], c["requests"], fmt(c["playbook_s"], 1)))
     if "scale" in results:
         sc = results["scale"]
         add("")
