@@ -70,28 +70,29 @@ def _port_text(container, address=None):
     return ports
 
 
-def _published_ports(plans):
-    """service -> the ports its provider-side ambassadors publish, written like _port_text's (without address)."""
+def _provider_sides(plans):
+    """service -> one of its provider-side ambassadors (every replica's publishes the same ports)."""
     found = {}
     for plan in plans.values():
         for ct in plan["containers"]:
             if ct.get("side") == "provider":
-                found.setdefault(ct["service"], set()).update(
-                    "%d%s" % (p["host_port"], "" if p["protocol"] == "tcp" else "/" + p["protocol"])
-                    for p in ct.get("published") or [])
+                found.setdefault(ct["service"], ct)
     return found
 
 
-def _target_ports(container, published):
+def _target_ports(container, provider_sides):
     """The endpoints a consumer-side ambassador forwards to, written like _port_text's: from its legacy env,
-    or for a service on several hosts, each replica's (its delivered list, and ``published``)."""
+    or for a service on several hosts, each replica's (its delivered list, and what ``provider_sides``
+    publish)."""
     endpoints = set()
     for value in (container.get("env") or {}).values():
         protocol, sep, address = str(value).partition("://")
         if sep:
             endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
-    for address in replicas_of((container.get("files") or {}).get(REPLICAS_FILE)) or []:
-        endpoints.update("%s:%s" % (address, port) for port in published.get(container["service"], ()))
+    provider = provider_sides.get(container["service"])
+    if provider is not None:
+        for address in replicas_of((container.get("files") or {}).get(REPLICAS_FILE)) or []:
+            endpoints.update(_port_text(provider, address))
     return sorted(endpoints)
 
 
@@ -105,7 +106,7 @@ def render_dot(plans, actions=None, title=None):
     actions = actions or {}
     caption = "\n".join(part for part in (title, LEGEND if any(actions.values()) else None) if part)
     providers = _provider_of(plans)
-    published = _published_ports(plans)
+    provider_sides = _provider_sides(plans)
     lines = [
         "digraph topology {",
         "  graph %s;" % _attrs(rankdir="LR", fontname="Helvetica", fontsize="12", nodesep="0.3", ranksep="0.6",
@@ -166,7 +167,7 @@ def render_dot(plans, actions=None, title=None):
                 edges.append((_node_id(host, "apps"), _node_id(host, ambassador_name(service)), {"label": service}))
         for ct in plan["containers"]:
             if ct.get("side") == "consumer":
-                for endpoint in _target_ports(ct, published):
+                for endpoint in _target_ports(ct, provider_sides):
                     endpoints.setdefault(endpoint, set())
                     edges.append((_node_id(host, ct["name"]), _quote(endpoint),
                                   {"color": NETWORK_COLOUR, "penwidth": "1.6"}))
