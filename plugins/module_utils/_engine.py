@@ -394,19 +394,20 @@ class Engine(object):
         """The engine's view of one container (by name or id), or None when there is none."""
         return self._found("inspecting container %s" % name, self.api.inspect_container, name)
 
-    def logs_since(self, name, since):
-        """What container ``name`` logged (stdout and stderr) since ``since`` (seconds since the epoch), or None
-        when there is no such container."""
+    def _logs(self, name, **which):
+        """What container ``name`` logged (stdout and stderr), the part ``which`` selects, or None when there
+        is no such container."""
         found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
-                            since=int(since))
+                            **which)
         return None if found is None else found.decode("utf-8", "replace")
 
+    def logs_since(self, name, since):
+        """:meth:`_logs` since ``since`` (seconds since the epoch)."""
+        return self._logs(name, since=int(since))
+
     def logs_tail(self, name, lines):
-        """The last ``lines`` lines container ``name`` logged (stdout and stderr), or None when there is no such
-        container."""
-        found = self._found("reading the log of container %s" % name, self.api.logs, name, stdout=True, stderr=True,
-                            tail=lines)
-        return None if found is None else found.decode("utf-8", "replace")
+        """:meth:`_logs`, its last ``lines`` lines."""
+        return self._logs(name, tail=lines)
 
     def stop(self, container_id, name, timeout):
         self._call("stopping container %s" % name, self.api.stop, container_id, timeout=timeout)
