@@ -457,14 +457,19 @@ def _kill_service(lab, host):
 FAILURES = (("link cut", _cut_link), ("engine stopped", _stop_engine), ("service container killed", _kill_service))
 
 
+def start_probe(lab, host, container, *args):
+    """probe.py (``args``: its arguments) in the network namespace of ``container`` on lab host ``host``, as
+    that container's own processes would connect; its JSON comes on the returned process's stdout."""
+    pid = lab.client(host).api.inspect_container(container.id)["State"]["Pid"]
+    return subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable, os.path.join(HERE, "probe.py")]
+                            + [str(a) for a in args], stdout=subprocess.PIPE, universal_newlines=True)
+
+
 def failover_window(lab, client, failure, seconds):
     """Fresh connections every 20 ms to echo (3 replicas, round robin) from bench1; after 3 s, ``failure`` hits
     bench4. Returns when the failed requests stopped after it hit (the window), and how many failed."""
-    pid = lab.client("bench1").api.inspect_container(client.id)["State"]["Pid"]
-    probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable, os.path.join(HERE, "probe.py"),
-                              "echo", str(REPLICA_PORT + 1), "--seconds", str(seconds), "--interval", "0.02",
-                              "--timeout", "0.5", "--fresh", "--clock", "--why"], stdout=subprocess.PIPE,
-                             universal_newlines=True)
+    probe = start_probe(lab, "bench1", client, "echo", REPLICA_PORT + 1, "--seconds", seconds, "--interval", "0.02",
+                        "--timeout", "0.5", "--fresh", "--clock", "--why")
     time.sleep(3)
     hit = time.monotonic()
     restore = failure(lab, "bench4")
@@ -495,16 +500,13 @@ SET_CHANGES = (("delivered", "bench4 removed", ["bench2", "bench3"], 1),
 def replica_set_changes(lab, client, services):
     """For each of SET_CHANGES: failed requests of a client holding one connection to echo (a request every
     10 ms; on a failure it connects again), from 3 s before site.yml makes the change to 3 s after."""
-    pid = lab.client("bench1").api.inspect_container(client.id)["State"]["Pid"]
     echo = dict(services["echo"], balance="failover")
     lab.write_topology(dict(services, echo=echo))
     lab.site()
     out = []
     for how, what, hosts, interval in SET_CHANGES:
-        probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable,
-                                  os.path.join(HERE, "probe.py"), "echo", str(REPLICA_PORT + 1), "--seconds", "600",
-                                  "--timeout", "0.5", "--clock", "--why"], stdout=subprocess.PIPE,
-                                 universal_newlines=True)
+        probe = start_probe(lab, "bench1", client, "echo", REPLICA_PORT + 1, "--seconds", 600, "--timeout", "0.5",
+                            "--clock", "--why")
         time.sleep(3)
         echo = dict(echo, hosts=hosts, health={"interval": interval})
         lab.write_topology(dict(services, echo=echo))
@@ -586,11 +588,7 @@ def bench_disruption(cfg, results, lab):
             lab.site()
             probe_ct = lab.run_bench_container(consumer, "bench-probe", lab.vars["lab_client_image"],
                                                ["sleep", "100000"], network="ambassador")
-            pid = lab.client(consumer).api.inspect_container(probe_ct.id)["State"]["Pid"]
-            probe = subprocess.Popen(["nsenter", "--net=/proc/%d/ns/net" % pid, sys.executable,
-                                      os.path.join(HERE, "probe.py"), "mover", "7000",
-                                      "--seconds", str(cfg["disruption_seconds"])],
-                                     stdout=subprocess.PIPE, universal_newlines=True)
+            probe = start_probe(lab, consumer, probe_ct, "mover", 7000, "--seconds", cfg["disruption_seconds"])
             t_probe = time.monotonic()
             time.sleep(3)
             service["host"] = dst
