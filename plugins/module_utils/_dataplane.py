@@ -63,6 +63,16 @@ KERNEL_SYSCTLS = {
     "net.ipv4.conf.all.send_redirects": "0",
     "net.ipv4.conf.default.send_redirects": "0",
 }
+# A balancing ambassador's namespace forgets a connection attempt that got no answer after this many
+# seconds (the kernel's default is 120). Until then a new connection from the same client address and port
+# is taken for that attempt and sent where it went, even to a replica since taken out: clients reuse the
+# port of an attempt that failed, and did so within 42 s on the bench (README, "What misses": late failed
+# requests). 3 s keeps an attempt on its replica through the client's first two SYN retransmissions (after
+# 1 s, then 2 s more); the next, 4 s later, is balanced afresh, to a healthy replica. (An attempt that was
+# refused needs nothing: the kernel takes a new SYN on its port for a new connection.)
+BALANCED_SYN_SENT_TIMEOUT = 3
+BALANCED_SYSCTLS = dict(KERNEL_SYSCTLS, **{
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent": str(BALANCED_SYN_SENT_TIMEOUT)})
 # Seconds between re-resolutions of the target once forwarding (and while it is unresolved).
 KERNEL_RESOLVE_EVERY = 2
 KERNEL_RETRY_EVERY = 0.2
@@ -212,14 +222,15 @@ def kernel_script(protocol, ports, target, allow=()):
     ]) + "\n"
 
 
-def _kernel(script):
-    """A kernel ambassador's process: ``script`` run by ``/bin/sh`` with an init, allowed to program iptables."""
+def _kernel(script, sysctls=None):
+    """A kernel ambassador's process: ``script`` run by ``/bin/sh`` with an init, allowed to program iptables,
+    in a namespace with ``sysctls`` (default :data:`KERNEL_SYSCTLS`)."""
     return {
         "entrypoint": ["/bin/sh", "-c"],
         "command": [script],
         "init": True,
         "cap_add": list(KERNEL_CAPABILITIES),
-        "sysctls": dict(KERNEL_SYSCTLS),
+        "sysctls": dict(sysctls or KERNEL_SYSCTLS),
     }
 
 
@@ -387,7 +398,7 @@ def balanced_process(dataplane, ports, balance, health):
     """
     if dataplane not in BALANCING_DATAPLANES:
         raise ValueError("the %s data plane cannot balance" % dataplane)
-    return _kernel(balanced_script(ports, balance, health))
+    return _kernel(balanced_script(ports, balance, health), BALANCED_SYSCTLS)
 
 
 # A replaced ambassador's watch: seconds between two lookups of its name.

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    HEALTHY_LOG, REPLICAS_FILE, balanced_process, balanced_script, healthy_replicas, replicas_of, replicas_text)
+    HEALTHY_LOG, REPLICAS_FILE, ambassador_process, balanced_process, balanced_script, healthy_replicas, replicas_of,
+    replicas_text)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import decide, labels_for
 from ansible_collections.crosshost.ambassador.plugins.module_utils._render import render_dot
@@ -216,6 +217,17 @@ def test_the_balancing_program_is_valid_shell_and_spreads_in_turn():
 def test_only_a_balancing_data_plane_runs_the_program():
     with pytest.raises(ValueError):
         balanced_process("socat", [(1, 1)], "round_robin", DEFAULT_HEALTH)
+
+
+def test_a_balancing_ambassador_forgets_unanswered_connection_attempts_within_seconds():
+    # Not after the kernel's 120 s: a client reusing the port of an attempt to a replica since taken out would
+    # be sent there again (tests/integration/test_replicas.py proves it on the lab).
+    sysctls = balanced_process("kernel", [(1, 1)], "failover", DEFAULT_HEALTH)["sysctls"]
+    assert sysctls["net.netfilter.nf_conntrack_tcp_timeout_syn_sent"] == "3"
+    assert sysctls["net.ipv4.ip_forward"] == "1"
+    # A single provider's kernel ambassador is left as it was: no recreation on upgrade.
+    assert "net.netfilter.nf_conntrack_tcp_timeout_syn_sent" not in ambassador_process(
+        "kernel", "tcp", [(1, 1)], "x")["sysctls"]
 
 
 def _adopting(script, path, steps):
