@@ -33,8 +33,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests", "integration"))
 
-import controller  # noqa: E402
-from labkit import ansible_playbook, exec_ok, stop_dockerd, veth_of  # noqa: E402  (shared with the integration tests)
+import controller  # noqa: E402  (puts the collection on the path: bench/planning.py)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import healthy_replicas  # noqa: E402
+from labkit import ansible_playbook, exec_ok, stop_dockerd, veth_of, wait_for  # noqa: E402  (shared with the tests)
 
 BENCH_LAB = {
     "lab_hosts": ["bench1", "bench2", "bench3"],
@@ -530,6 +531,13 @@ def bench_replicas(cfg, results, lab):
     consumer, replicas = REPLICA_HOSTS[0], REPLICA_HOSTS[1:]
     lab.write_topology(replica_services(lab, replicas, consumer))
     lab.site()
+    # Every replica in before anything is counted: an ambassador kept from an earlier run takes a replica host
+    # brought back since (bench4, pruned between runs) only once it passed 2 checks.
+    everyone = sorted(lab.address(h) for h in replicas)
+    for name in ("who", "echo"):
+        logs = lab.client(consumer).containers.get(name + "_ambassador").logs
+        wait_for(lambda used=logs: sorted(healthy_replicas(used().decode()) or []) == everyone,
+                 "%s's ambassador on %s to use every replica" % (name, consumer), 30)
     client = lab.run_bench_container(consumer, "bench-client", lab.vars["lab_client_image"], ["sleep", "100000"],
                                      network="ambassador")
     names = dict((lab.client(h).containers.get("who").attrs["Config"]["Hostname"], h) for h in replicas)
