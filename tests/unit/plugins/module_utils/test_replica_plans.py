@@ -91,6 +91,20 @@ def test_adding_a_replica_changes_only_the_consumer_side_and_the_new_replica():
     assert dict(consumer_before, files=None) == dict(consumer_after, files=None)
 
 
+def test_a_replica_added_on_a_consumer_host_changes_the_other_replicas_allow_lists():
+    # What the README's Replicas section says is not delivered: host4 consumed api; as a replica it uses its
+    # own, so it leaves the other replicas' allow-lists, and their provider-side ambassadors are recreated.
+    settings = hosts(host1=["api"], host4=["api"])
+    before = plan_topology({"api": dict(API, hosts=["host2", "host3"])}, settings)
+    after = plan_topology({"api": dict(API)}, settings)
+    for host in ("host2", "host3"):
+        ambassador_before, ambassador_after = by_name(before[host])["api_ambassador"], by_name(after[host])["api_ambassador"]
+        assert "-s 10.0.0.4/32" in ambassador_before["command"][0]
+        assert "-s 10.0.0.4/32" not in ambassador_after["command"][0]
+        assert labels_for(ambassador_before) != labels_for(ambassador_after)
+        assert by_name(before[host])["api"] == by_name(after[host])["api"]
+
+
 def test_replicas_with_volumes_change_make_before_break_unless_told_otherwise():
     summary = {}
     db = {"host": "host2", "port": 5432, "image": "db:1", "volumes": ["db:/var/lib/db"]}
