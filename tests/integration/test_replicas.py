@@ -239,7 +239,9 @@ def attempt(source_port, connect_timeout):
 
 
 def test_an_attempt_to_a_replica_cut_off_does_not_send_its_port_there_again(lab, topology):
-    converge(lab, with_who(topology, ["host3", "host2"], balance="failover"))
+    # Checks 2 s apart: host3 is taken out 2-4 s after the cut, time enough for the attempts below to reach it
+    # first on a loaded machine.
+    converge(lab, with_who(topology, ["host3", "host2"], balance="failover", health={"interval": 2}))
     ambassador = lab.client("host1").containers.get("who_ambassador")
     consumer = lab.start_consumer("host1", "replica-client")
     names = replica_ids(lab)
