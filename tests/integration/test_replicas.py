@@ -76,10 +76,17 @@ def replica_ids(lab, hosts=("host2", "host3")):
     return dict((lab.client(h).containers.get("who").attrs["Config"]["Hostname"], h) for h in hosts)
 
 
+def attempt(connect_timeout=1, source_port=None):
+    """The shell command of a consumer's one connection to who (from ``source_port``, if given), given up after
+    ``connect_timeout`` s (its SYN is sent again after 1 s, then 2, 4, 8 s more): it prints the answer, or FAIL."""
+    source = ",sourceport=%d" % source_port if source_port else ""
+    return ("socat -T2 - TCP:who:%d%s,connect-timeout=%d </dev/null 2>/dev/null | grep . || echo FAIL"
+            % (PORT, source, connect_timeout))
+
+
 def answered_by(lab, container, count):
     """Which lab host answered each of ``count`` connections made one after another (FAIL: none did)."""
-    out = exec_ok(container, ["sh", "-c", "for i in $(seq %d); do socat -T2 - TCP:who:%d,connect-timeout=1 </dev/null "
-                              "2>/dev/null | grep . || echo FAIL; done" % (count, PORT)])
+    out = exec_ok(container, ["sh", "-c", "for i in $(seq %d); do %s; done" % (count, attempt())])
     names = replica_ids(lab)
     return Counter(names.get(line.strip(), line.strip()) for line in out.splitlines())
 
@@ -231,13 +238,6 @@ def test_a_new_replica_list_reaches_the_running_ambassador_and_open_connections_
         consumer.remove(force=True)
 
 
-def attempt(source_port, connect_timeout):
-    """A consumer's one connection to who from ``source_port``, given up after ``connect_timeout`` s (its SYN
-    is sent again after 1 s, then 2, 4, 8 s more): the answer, or FAIL."""
-    return ("socat -T2 - TCP:who:%d,sourceport=%d,connect-timeout=%d </dev/null 2>/dev/null | grep . || echo FAIL"
-            % (PORT, source_port, connect_timeout))
-
-
 def test_an_attempt_to_a_replica_cut_off_does_not_send_its_port_there_again(lab, topology):
     # Checks 2 s apart: host3 is taken out 2-4 s after the cut, time enough for the attempts below to reach it
     # first on a loaded machine.
@@ -250,8 +250,8 @@ def test_an_attempt_to_a_replica_cut_off_does_not_send_its_port_there_again(lab,
         subprocess.run(["ip", "link", "set", HOST3_VETH, "down"], check=True)
         try:
             # While host3 is still first: an attempt that keeps trying for 20 s, and one given up after 1 s.
-            consumer.exec_run(["sh", "-c", "{ %s; } > /tmp/patient" % attempt(40002, 20)], detach=True)
-            assert exec_ok(consumer, ["sh", "-c", attempt(40001, 1)]) == "FAIL"
+            consumer.exec_run(["sh", "-c", "{ %s; } > /tmp/patient" % attempt(20, source_port=40002)], detach=True)
+            assert exec_ok(consumer, ["sh", "-c", attempt(1, source_port=40001)]) == "FAIL"
             given_up = time.monotonic()
             wait_for(lambda: healthy_replicas(ambassador.logs().decode()) == [lab.address("host2")],
                      "host1's ambassador to take host3 out", 15)
@@ -259,7 +259,7 @@ def test_an_attempt_to_a_replica_cut_off_does_not_send_its_port_there_again(lab,
             # one reused after 42 s). The attempt is forgotten 3 s after its last SYN, not after the kernel's
             # 120 s, so the port's next connection is balanced afresh: to host2, not to host3 again.
             time.sleep(max(0.0, given_up + 5 - time.monotonic()))
-            assert names.get(exec_ok(consumer, ["sh", "-c", attempt(40001, 2)])) == "host2"
+            assert names.get(exec_ok(consumer, ["sh", "-c", attempt(2, source_port=40001)])) == "host2"
             # The attempt still trying: its SYN sent 4 s after the one before is balanced afresh too.
             wait_for(lambda: exec_ok(consumer, ["cat", "/tmp/patient"]), "the attempt still trying to end", 25)
             assert names.get(exec_ok(consumer, ["cat", "/tmp/patient"])) == "host2"
