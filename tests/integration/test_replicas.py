@@ -17,11 +17,12 @@ from conftest import converge, exec_ok, veth_of, wait_for
 HOST3_VETH = veth_of("host3")
 PORT = 7000
 # One request per connection, every 20 ms, each given up after 1 s; a line per request:
-# "<seconds since boot> <the replica's hostname, or FAIL>". /proc/uptime is the machine's clock, the
-# same for the test, which notes when it cut a link in the same terms.
+# "<seconds since boot> <the replica's hostname, or FAIL>", for at most ``seconds`` s or until /tmp/stop exists.
+# /proc/uptime is the machine's clock, the same for the test, which notes when it cut a link in the same terms.
 CLIENT = r"""
 end=$(( $(cut -d. -f1 /proc/uptime) + %(seconds)d ))
-while :; do
+rm -f /tmp/stop
+while [ ! -e /tmp/stop ]; do
   read t _ < /proc/uptime
   [ "${t%%.*}" -ge "$end" ] && break
   r=$(timeout 1 socat -T1 - TCP:who:%(port)d,connect-timeout=1 </dev/null 2>/dev/null) || r=
@@ -53,10 +54,11 @@ def uptime():
 
 
 class Requests(object):
-    """A consumer on host1 sending requests to who in the background, for ``seconds``."""
+    """A consumer on host1 sending requests to who in the background, for ``seconds`` or until :meth:`stop`."""
 
     def __init__(self, container, seconds):
         self.lines = []
+        self.container = container
         self.thread = threading.Thread(target=self._run, args=(container, seconds))
         self.thread.start()
 
@@ -64,11 +66,30 @@ class Requests(object):
         _code, output = container.exec_run(["sh", "-c", CLIENT % {"seconds": seconds, "port": PORT}])
         self.lines = [line.split(" ", 1) for line in output.decode().splitlines() if " " in line]
 
+    def stop(self):
+        self.container.exec_run(["touch", "/tmp/stop"])
+
     def results(self):
         """[(seconds since boot, replica hostname or FAIL)], once the requests are done."""
-        self.thread.join(120)
+        self.thread.join(150)
         assert not self.thread.is_alive()
         return [(float(t), answer) for t, answer in self.lines]
+
+
+def uptime_offset():
+    """Unix time minus seconds since boot, to put the engine's event times on the requests' clock."""
+    return time.time() - uptime()
+
+
+def replacements(lab, host, name, since):
+    """When the container ``name`` on ``host`` was replaced since the unix time ``since``: [(its new self
+    created, started)], in seconds since boot, from the engine's events."""
+    offset, made = uptime_offset(), {}
+    for event in lab.client(host).events(since=int(since), until=int(time.time()) + 1, decode=True,
+                                         filters={"type": "container", "container": name}):
+        if event["Actor"]["Attributes"].get("name") == name and event["Action"] in ("create", "start"):
+            made.setdefault(event["Actor"]["ID"], {})[event["Action"]] = event["timeNano"] / 1e9 - offset
+    return sorted((m["create"], m["start"]) for m in made.values() if "create" in m and "start" in m)
 
 
 def replica_ids(lab, hosts=("host2", "host3")):
@@ -178,8 +199,9 @@ def test_removing_and_adding_a_replica_keeps_the_service_answering(lab, topology
     converge(lab, with_who(topology, ["host2", "host3"], dataplane="kernel"))
     kept = lab.client("host2").containers.get("who").id
     consumer = lab.start_consumer("host1", "replica-client")
+    since = time.time()
     try:
-        requests = Requests(consumer, 40)
+        requests = Requests(consumer, 120)
         time.sleep(2)
         removed = converge(lab, with_who(topology, ["host2"], dataplane="kernel"))
         # host3 lets go of its replica only after host1's ambassador stopped sending it anything.
@@ -188,15 +210,28 @@ def test_removing_and_adding_a_replica_keeps_the_service_answering(lab, topology
         added = converge(lab, with_who(topology, ["host2", "host3"], dataplane="kernel"))
         assert added.actions() == {"host1": [("recreate", "who_ambassador")], "host2": [],
                                    "host3": [("create", "who"), ("create", "who_ambassador")]}
+        time.sleep(3)
+        requests.stop()
         answers = requests.results()
     finally:
         consumer.remove(force=True)
-    # The replica that stayed was never touched, and the service answered all along.
+    # The replica that stayed was never touched, and the service answered all along...
     assert lab.client("host2").containers.get("who").id == kept
     names = replica_ids(lab)
     seen = Counter(names.get(a, "another" if a != "FAIL" else a) for _t, a in answers)
-    assert seen["host2"] > 0 and seen["FAIL"] <= 2, seen
-    assert answers[-1][1] != "FAIL"
+    replaced = replacements(lab, "host1", "who_ambassador", since)
+    assert len(replaced) == 2, replaced
+    # ...but for an attempt made while the engine started host1's new ambassador: Docker's DNS names a
+    # container from the start of its start, before its interface is up, so an attempt sent to the new
+    # address then waits for a SYN retransmission (1 s), longer than this client waits (README: Replicas).
+    # The old ambassador answers until the new one has started; nothing fails at any other time.
+    failed = [t for t, a in answers if a == "FAIL"]
+    starting = [[t for t in failed if created - 0.5 <= t <= started + 0.5] for created, started in replaced]
+    assert sum(len(f) for f in starting) == len(failed) and all(len(f) <= 2 for f in starting), \
+        (failed, replaced, seen)
+    # Once host1's last ambassador has started, host3's new replica takes its share.
+    after = Counter(names.get(a, a) for t, a in answers if t > replaced[-1][1] + 1)
+    assert set(after) == {"host2", "host3"}, after
 
 
 # who, answering each line after its hostname: a connection that stays open for as long as its client wants.
