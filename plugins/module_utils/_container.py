@@ -67,7 +67,8 @@ PLAN_FIELDS = {
     "tls": (False, bool),  # it speaks mutual TLS with the files of the plan's tls_dir, mounted at /tls
     "target": (None, _same),  # a provider-side ambassador's: the container it forwards to
     # path -> text put in the container's file system before it starts, and again whenever the text changes,
-    # without recreating it (a balancing ambassador's replicas: _dataplane.REPLICAS_FILE).
+    # without recreating it (a balancing ambassador's replicas, a kernel provider-side ambassador's allow-list:
+    # _dataplane.DELIVERED_LOGS).
     "files": ({}, _mapping),
 }
 # The spec also records which TLS files a container with tls mounts (the fingerprint that

@@ -26,7 +26,9 @@ adds and the sysctls of its network namespace.
   ``/bin/sh``, ``iptables-restore`` and ``getent``. A small shell loop
   resolves the target (a container name on the provider side) and swaps the
   rules atomically when its address changes. Allowed peers are ``-s`` matches
-  of the DNAT rules: anyone else reaches no listener and is refused.
+  of the DNAT rules: anyone else reaches no listener and is refused. They are
+  delivered as a file (:data:`ALLOW_FILE`) that the same loop reads again, so
+  that a consumer host added or taken out changes no container's spec.
 
   It alone balances a service on several hosts (:func:`balanced_process`): the
   consumer-side ambassador DNATs each new connection to one healthy replica
@@ -172,20 +174,33 @@ def _socat(protocol, ports, target, allow, tls_role):
     return {"entrypoint": ["/bin/sh", "-c"], "command": [script], "init": True, "cap_add": [], "sysctls": {}}
 
 
-def kernel_rules(protocol, ports, allow=()):
+def kernel_rules(protocol, ports):
     """The ``iptables-restore --noflush`` input that (re)writes the ambassador's chains, with
-    ``$ip`` standing for the target's address (filled in by the shell). With ``allow``, only
-    those peers are forwarded."""
+    ``$ip`` standing for the target's address (filled in by the shell)."""
     lines = ["*nat", ":%s - [0:0]" % KERNEL_CHAIN_PRE, ":%s - [0:0]" % KERNEL_CHAIN_POST]
-    sources = ["-s %s/32 " % peer for peer in sorted(set(allow))] or [""]
     for listen, port in ports:
-        for source in sources:
-            lines.append("-A %s %s-p %s --dport %d -j DNAT --to-destination $ip:%d"
-                         % (KERNEL_CHAIN_PRE, source, protocol, listen, port))
+        lines.append("-A %s -p %s --dport %d -j DNAT --to-destination $ip:%d" % (KERNEL_CHAIN_PRE, protocol, listen, port))
     for _listen, port in ports:
         lines.append("-A %s -p %s -d $ip --dport %d -j MASQUERADE" % (KERNEL_CHAIN_POST, protocol, port))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def allowed_rules(protocol, ports):
+    """The shell function ``rules`` of a kernel ambassador with an allow-list: given the target's address,
+    then the allowed peers, it prints the ``iptables-restore --noflush`` input that forwards only those
+    peers (none: nothing is forwarded)."""
+    lines = ["rules() {",
+             "  ip=$1; shift",
+             "  printf '*nat\\n:%s - [0:0]\\n:%s - [0:0]\\n'" % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST),
+             "  for a in \"$@\"; do"]
+    lines += ["    echo \"-A %s -s $a/32 -p %s --dport %d -j DNAT --to-destination $ip:%d\""
+              % (KERNEL_CHAIN_PRE, protocol, listen, port) for listen, port in ports]
+    lines += ["  done"]
+    lines += ["  echo \"-A %s -p %s -d $ip --dport %d -j MASQUERADE\"" % (KERNEL_CHAIN_POST, protocol, port)
+              for _listen, port in ports]
+    lines += ["  echo COMMIT", "}"]
+    return lines
 
 
 def _kernel_hooks():
@@ -198,24 +213,64 @@ def _kernel_hooks():
             % (KERNEL_CHAIN_PRE, KERNEL_CHAIN_POST, hooks))
 
 
-def kernel_script(protocol, ports, target, allow=()):
+_RESOLVE = ("resolve() { case $1 in *[!0-9.]*) getent ahostsv4 \"$1\" | awk 'NR==1{print $1}' ;; *) echo \"$1\" ;; "
+            "esac; }")
+
+
+def _forwarding_echo(protocol, ports):
+    return "echo \"crosshost.ambassador: forwarding %s %s to $target ($ip)\"" % (
+        protocol, " ".join("%d->%d" % lp for lp in ports))
+
+
+def kernel_script(protocol, ports, target, allow_file=False):
     """The shell program of a kernel ambassador: hook its chains in, then keep them pointing
-    at the target's current address."""
+    at the target's current address. With ``allow_file``, only the peers :data:`ALLOW_FILE` lists
+    are forwarded (see :func:`allowed_script`)."""
+    if allow_file:
+        return allowed_script(protocol, ports, target)
     return "\n".join([
         "set -u",
         "target='%s'" % target,
         "rules() { ip=$1; cat <<EOF",
-        kernel_rules(protocol, ports, allow).rstrip("\n"),
+        kernel_rules(protocol, ports).rstrip("\n"),
         "EOF",
         "}",
-        "resolve() { case $1 in *[!0-9.]*) getent ahostsv4 \"$1\" | awk 'NR==1{print $1}' ;; *) echo \"$1\" ;; esac; }",
+        _RESOLVE,
         _kernel_hooks(),
         "cur=",
         "while :; do",
         "  ip=$(resolve \"$target\" 2>/dev/null)",
         "  if [ -n \"$ip\" ] && [ \"$ip\" != \"$cur\" ] && rules \"$ip\" | iptables-restore --noflush; then",
-        "    echo \"crosshost.ambassador: forwarding %s %s to $target ($ip)\"; cur=$ip" % (
-            protocol, " ".join("%d->%d" % lp for lp in ports)),
+        "    %s; cur=$ip" % _forwarding_echo(protocol, ports),
+        "  fi",
+        "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY),
+        "done",
+    ]) + "\n"
+
+
+def allowed_script(protocol, ports, target):
+    """The shell program of a provider-side kernel ambassador with an allow-list: :func:`kernel_script`'s
+    loop, which also reads :data:`ALLOW_FILE` (waiting for it at start) and rewrites the rules, atomically,
+    when the list or the target's address changed; each list it takes is logged (:data:`ALLOW_LOG`). A
+    peer taken out gets no new connection; those it has open stay (conntrack), until its own ambassador goes.
+    """
+    head = ["set -u", "target='%s'" % target] + _load_function(ALLOW_FILE) + allowed_rules(protocol, ports)
+    return "\n".join(head + [
+        _RESOLVE,
+        _kernel_hooks(),
+        "until load; do sleep %s; done" % KERNEL_RETRY_EVERY,
+        # "-": no list taken yet (no peer address is a single dash).
+        "cur=; allow=-",
+        "while :; do",
+        "  ip=$(resolve \"$target\" 2>/dev/null); [ -n \"$ip\" ] || ip=$cur",
+        "  if load; then next=$want; else next=$allow; fi",
+        # No address yet: no rules exist, nothing is forwarded; the list is taken as it is.
+        "  if [ -z \"$ip\" ]; then",
+        "    [ \"$next\" = \"$allow\" ] || { allow=$next; echo \"%s${allow:-none}\"; }" % ALLOW_LOG,
+        "  elif { [ \"$ip\" != \"$cur\" ] || [ \"$next\" != \"$allow\" ]; } && rules \"$ip\" $next | iptables-restore --noflush; then",
+        "    [ \"$ip\" = \"$cur\" ] || %s" % _forwarding_echo(protocol, ports),
+        "    [ \"$next\" = \"$allow\" ] || echo \"%s${next:-none}\"" % ALLOW_LOG,
+        "    cur=$ip; allow=$next",
         "  fi",
         "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY),
         "done",
@@ -255,12 +310,6 @@ def healthy_replicas(log_text):
     return [] if found == ["none"] else found
 
 
-def adopted_replicas(log_text):
-    """The replica list a balancing ambassador last adopted (:data:`REPLICAS_LOG`), as its log says; None if
-    it says none."""
-    return _last_logged(log_text, REPLICAS_LOG)
-
-
 def _seconds(value):
     return "%g" % value
 
@@ -290,23 +339,69 @@ def balanced_rules(ports):
 # delivered to the container (put in its file system, ``_engine.Engine.put_files``) before it starts and
 # whenever they change, and are not part of its spec: a change of the replica set neither recreates it nor
 # cuts the connections open through it. The file lives in the container's own writable layer, so it
-# survives a restart of the container or of its engine. One line: the addresses, then the word
-# REPLICAS_END (a file read while it is being written lacks it, and is read again later).
+# survives a restart of the container or of its engine.
 REPLICAS_FILE = "/etc/crosshost-ambassador-replicas"
-REPLICAS_END = "end"
 # What a balancing ambassador logs when it adopts a replica list (at start, and on each delivery).
 REPLICAS_LOG = "crosshost.ambassador: replicas: "
+# Where a provider-side kernel ambassador reads the peers it lets in, delivered the same way: a consumer
+# host added or taken out changes the file, not the container (:func:`allowed_script`).
+ALLOW_FILE = "/etc/crosshost-ambassador-allow"
+# What it logs when it takes an allow-list (at start, and on each delivery): the peers, or "none".
+ALLOW_LOG = "crosshost.ambassador: allowed peers: "
+# The delivered files, each with the line its ambassador logs once it took the file's list.
+DELIVERED_LOGS = {REPLICAS_FILE: REPLICAS_LOG, ALLOW_FILE: ALLOW_LOG}
+# Each delivered file is one line: the addresses, then this word (a file read while it is being written
+# lacks it, and is read again later).
+ADDRESSES_END = "end"
 
 
-def replicas_text(replicas):
-    """The content of :data:`REPLICAS_FILE` for ``replicas`` (advertise addresses, in order)."""
-    return " ".join(list(replicas) + [REPLICAS_END]) + "\n"
+def addresses_text(addresses):
+    """The content of a delivered file (:data:`DELIVERED_LOGS`) listing ``addresses``, in order."""
+    return " ".join(list(addresses) + [ADDRESSES_END]) + "\n"
 
 
-def replicas_of(text):
-    """The replicas that :data:`REPLICAS_FILE`'s ``text`` lists; None when it is incomplete or absent."""
+def addresses_of(text):
+    """The addresses a delivered file's ``text`` lists; None when it is incomplete or absent."""
     words = (text or "").split()
-    return words[:-1] if words and words[-1] == REPLICAS_END else None
+    return words[:-1] if words and words[-1] == ADDRESSES_END else None
+
+
+def adopted(log_text, path):
+    """The list from the delivered file ``path`` that its ambassador last took, as its log (oldest first)
+    says; None if it says none."""
+    found = _last_logged(log_text, DELIVERED_LOGS[path])
+    return [] if found == ["none"] else found
+
+
+def allow_files(dataplane, allow):
+    """The delivered files of a provider-side ambassador letting in only ``allow``: the kernel plane reads
+    them from :data:`ALLOW_FILE`; socat has them in its command (and none: everyone is let in)."""
+    if dataplane != "kernel" or not allow:
+        return {}
+    return {ALLOW_FILE: addresses_text(sorted(set(allow)))}
+
+
+def allow_change(before_text, after_text):
+    """``(peers let in, peers taken out)`` by a delivered allow-list (texts of :data:`ALLOW_FILE`), sorted."""
+    before, after = set(addresses_of(before_text) or ()), set(addresses_of(after_text) or ())
+    return sorted(after - before), sorted(before - after)
+
+
+def _load_function(path):
+    """The shell function ``load``: the list in the delivered file ``path`` in $want; fails while the file is
+    absent or half written."""
+    return [
+        "load() {",
+        "  got=$(cat %s 2>/dev/null) || return 1" % path,
+        "  set -- $got",
+        "  [ $# -gt 0 ] || return 1",
+        "  eval \"last=\\${$#}\"",
+        "  [ \"$last\" = %s ] || return 1" % ADDRESSES_END,
+        "  want=",
+        "  while [ $# -gt 1 ]; do want=\"$want $1\"; shift; done",
+        "  want=${want# }",
+        "}",
+    ]
 
 
 def balanced_script(ports, balance, health):
@@ -326,17 +421,7 @@ def balanced_script(ports, balance, health):
     return "\n".join([
         "set -u",
         "replicas=",
-        # load: the file's list in $want; fails while the file is absent or half written.
-        "load() {",
-        "  got=$(cat %s 2>/dev/null) || return 1" % REPLICAS_FILE,
-        "  set -- $got",
-        "  [ $# -gt 0 ] || return 1",
-        "  eval \"last=\\${$#}\"",
-        "  [ \"$last\" = %s ] || return 1" % REPLICAS_END,
-        "  want=",
-        "  while [ $# -gt 1 ]; do want=\"$want $1\"; shift; done",
-        "  want=${want# }",
-        "}",
+    ] + _load_function(REPLICAS_FILE) + [
         # adopt: $want becomes the replica list; a replica that stays keeps its state, a new one starts up.
         "adopt() {",
         "  i=0",
@@ -390,7 +475,7 @@ def balanced_script(ports, balance, health):
 
 def balanced_process(dataplane, ports, balance, health):
     """What a consumer-side ambassador of a tcp service on several hosts runs: see :func:`balanced_script`.
-    Its replicas are not in it: they are delivered as :data:`REPLICAS_FILE` (:func:`replicas_text`).
+    Its replicas are not in it: they are delivered as :data:`REPLICAS_FILE` (:func:`addresses_text`).
 
     :param ports: ``[(listen_port, published_port), ...]``, the same on every replica.
     :param balance: ``round_robin`` or ``failover``.
@@ -442,7 +527,8 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls_role=No
     :param protocol: ``tcp`` or ``udp``.
     :param ports: ``[(listen_port, target_port), ...]``.
     :param target: the container name or address (IPv4, IPv6 or DNS name) forwarded to.
-    :param allow: the only peer addresses let in (provider side); empty lets everyone in.
+    :param allow: the only peer addresses let in (provider side); empty lets everyone in. The kernel
+        plane reads them from :data:`ALLOW_FILE` (:func:`allow_files`), not from its command.
     :param tls_role: ``"server"``, the provider's hostname (consumer side), or None: see
         :func:`socat_forward`. The kernel plane cannot (the planner refuses it).
     :returns: ``{"entrypoint", "command", "init", "cap_add", "sysctls"}``.
@@ -450,7 +536,7 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls_role=No
     if dataplane == "kernel":
         if tls_role:
             raise ValueError("the kernel data plane cannot speak TLS")
-        return _kernel(kernel_script(protocol, ports, target, allow))
+        return _kernel(kernel_script(protocol, ports, target, allow_file=bool(allow)))
     if dataplane != "socat":
         raise ValueError("unknown data plane %r" % (dataplane,))
     return _socat(protocol, ports, target, allow, tls_role)

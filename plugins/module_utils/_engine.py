@@ -352,7 +352,7 @@ class Engine(object):
     def put_files(self, container_id, name, files):
         """Write ``files`` (absolute path -> text) in the container's file system, owned by root and readable
         by all; the container may be running or not. The engine unpacks an archive there: a process that
-        reads the file meanwhile may see it half written (see ``_dataplane.REPLICAS_END``)."""
+        reads the file meanwhile may see it half written (see ``_dataplane.ADDRESSES_END``)."""
         for path, text in sorted(files.items()):
             directory, base = posixpath.split(path)
             data = text.encode("utf-8")

@@ -16,7 +16,7 @@ import gc
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import planned_container
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    REPLICAS_FILE, TLS_MOUNT, ambassador_process, balanced_process, replicas_text)
+    REPLICAS_FILE, TLS_MOUNT, addresses_text, allow_files, ambassador_process, balanced_process)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
     ambassador_name, ambassador_side, env_prefix, validate)
 
@@ -105,7 +105,7 @@ def _consumer_side(svc, host, image):
     pairs = list(zip(svc.ports, svc.published))
     if len(svc.hosts) > 1:
         return _ambassador(svc, "consumer", balanced_process(svc.dataplane, pairs, svc.balance, svc.health), host,
-                           image, aliases=[svc.name], files={REPLICAS_FILE: replicas_text(svc.addresses)})
+                           image, aliases=[svc.name], files={REPLICAS_FILE: addresses_text(svc.addresses)})
     prefix = env_prefix(svc.name)
     env = dict(("%s_PORT_%d_%s" % (prefix, p, svc.protocol.upper()), "%s://%s:%d" % (svc.protocol, svc.address, pub))
                for p, pub in pairs)
@@ -120,8 +120,9 @@ def _provider_side(svc, host, image, local_alias):
                                  allow=svc.allow, tls_role="server" if tls else None)
     published = [{"host_ip": host.bind, "host_port": pub, "port": p, "protocol": svc.protocol}
                  for p, pub in zip(svc.ports, svc.published)] if remote else []
+    # The kernel plane's allow-list is a delivered file: a consumer host added or taken out changes no spec.
     return _ambassador(svc, "provider", process, host, image, aliases=[svc.name] if local_alias else [],
-                       published=published, tls=tls, target=svc.container)
+                       published=published, tls=tls, target=svc.container, files=allow_files(svc.dataplane, svc.allow))
 
 
 def _host_plan(host, services, shared):

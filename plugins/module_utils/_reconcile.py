@@ -20,6 +20,7 @@ import json
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import (
     SPEC_KEYS, from_stored, spec as container_spec, stored)
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import ALLOW_FILE, allow_change
 
 LABEL_PREFIX = "crosshost.ambassador."
 OWNER_LABEL = LABEL_PREFIX + "managed"
@@ -124,7 +125,9 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
           that such a container publishes (nothing may be done on the host then);
         * ``actions``: ordered steps ``{"action", "kind", "name", "reason", ...}``,
           with ``action`` one of stop, remove, recreate, create, deliver (put new ``files`` in a
-          container that stays), start, and ``service``; create, recreate and deliver carry ``files``;
+          container that stays), start, and ``service``; create, recreate and deliver carry ``files``,
+          a deliver of an allow-list (``_dataplane.ALLOW_FILE``) also ``allow``: its ``added`` and
+          ``removed`` peers;
         * ``unchanged``: names of planned containers already as planned;
         * ``before`` / ``after``: name -> spec of owned containers now and after
           the actions, for a diff; ``files_before`` / ``files_after``: the same for the
@@ -182,9 +185,13 @@ def decide(planned, existing, stop_first=(), tls_fingerprint=None, network=None,
             continue
         stale = changed_files(current.get("files"), files[name])
         if stale:
-            actions.append({"action": "deliver", "kind": "container", "name": name, "id": current["id"],
-                            "service": spec["service"], "files": dict((path, files[name][path]) for path in stale),
-                            "reason": "file(s) %s changed; put in place, the container stays" % ", ".join(stale)})
+            deliver = {"action": "deliver", "kind": "container", "name": name, "id": current["id"],
+                       "service": spec["service"], "files": dict((path, files[name][path]) for path in stale),
+                       "reason": "file(s) %s changed; put in place, the container stays" % ", ".join(stale)}
+            if ALLOW_FILE in stale:
+                added, removed = allow_change((current.get("files") or {}).get(ALLOW_FILE), files[name][ALLOW_FILE])
+                deliver["allow"] = {"added": added, "removed": removed}
+            actions.append(deliver)
         if current.get("state") in STARTABLE_STATES:
             actions.append({"action": "start", "kind": "container", "name": name, "id": current["id"],
                             "service": spec["service"], "reason": "up to date but %s" % current.get("state")})
@@ -288,6 +295,11 @@ def phase_of(action, before, needed):
     if action["action"] == "recreate":
         return recreate_phase(action["spec"], before.get(action["name"]))
     if action["action"] == "deliver":
+        if "allow" in action:
+            # A provider-side ambassador's allowed peers: new peers are let in with ``make``, before their
+            # hosts switch to it; when peers only go, they are taken out with ``break``, once their hosts
+            # have switched away (a host that became a replica itself forwards to its own from then on).
+            return "make" if action["allow"]["added"] else "break"
         # New files for a running container (a balancing ambassador's replicas): with the switch, like a
         # consumer-side ambassador made anew, once the new replicas' hosts have made theirs.
         return "switch"

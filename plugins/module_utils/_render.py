@@ -26,7 +26,7 @@ creates, recreates or removes are coloured, and removed ones drawn as ghosts.
 
 from __future__ import annotations
 
-from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import REPLICAS_FILE, replicas_of
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import REPLICAS_FILE, addresses_of
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import ambassador_name
 
 # Fill colours of containers by what the next run does to them.
@@ -91,7 +91,7 @@ def _target_ports(container, provider_sides):
             endpoints.add(address if protocol == "tcp" else "%s/%s" % (address, protocol))
     provider = provider_sides.get(container["service"])
     if provider is not None:
-        for address in replicas_of((container.get("files") or {}).get(REPLICAS_FILE)) or []:
+        for address in addresses_of((container.get("files") or {}).get(REPLICAS_FILE)) or []:
             endpoints.update(_port_text(provider, address))
     return sorted(endpoints)
 

@@ -18,7 +18,8 @@ description:
   - A container is recreated only when the hash of its spec (kept in the label
     C(crosshost.ambassador.spec-hash)) differs; the spec itself is kept in the label
     C(crosshost.ambassador.spec), which makes the diff exact.
-  - A few planned files are not part of the spec (a balancing ambassador's list of replicas). They are put in
+  - A few planned files are not part of the spec (a balancing ambassador's list of replicas, a provider-side
+    kernel ambassador's allowed peers). They are put in
     the container before it starts, and new text is put in the running container (action C(deliver)), which
     stays, and so do the connections open through it.
   - It owns only containers labelled C(crosshost.ambassador.managed=true). A planned name taken by a
@@ -146,7 +147,8 @@ actions:
       C(action) is create, recreate, deliver, start, stop, remove or pull; C(phase) the phase it belongs to
       (O(phases)).
     - A deliver puts C(files) (path to text) in a container that stays, e.g. a balancing ambassador's
-      replicas (README, Replicas).
+      replicas (README, Replicas) or a provider-side kernel ambassador's allowed peers, whose C(allow)
+      then says which peers it lets in and takes out (C(added), C(removed)).
     - A recreate's C(method) is C(side_by_side) (the new container runs before the old one goes) or
       C(stop_first) (the old one is removed first).
   returned: always
@@ -219,7 +221,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    REPLICAS_FILE, adopted_replicas, replicas_of)
+    DELIVERED_LOGS, addresses_of, adopted)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._engine import (
     EngineError, connect, require_sdk)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._lock import LockError, renew
@@ -515,22 +517,26 @@ class Reconciler(object):
                 time.sleep(0.2)
 
     def _wait_adopted(self, engine, delivered):
-        """A running balancing ambassador given a new replica list must have adopted it (its log says so)
-        before the run goes on: a replica left out is removed only once no ambassador sends it anything new."""
+        """A running ambassador given a new list (a balancing one's replicas, a provider-side one's allowed
+        peers) must have taken it (its log says so) before the run goes on: a replica left out is removed only
+        once no ambassador sends it anything new, and a peer taken out is refused when the run ends."""
         deadline = time.time() + self.module.params["ready_timeout"]
         for step in delivered:
-            replicas = replicas_of(step["files"].get(REPLICAS_FILE))
-            if replicas is None or self.states.get(step["name"]) != "running":
+            if self.states.get(step["name"]) != "running":
                 continue
-            # Its last lines, not those since the delivery: the engine's clock may differ from this machine's.
-            # An ambassador logs a few lines per health interval at most.
-            while adopted_replicas(engine.logs_tail(step["id"], 100) or "") != replicas:
-                if time.time() >= deadline:
-                    raise EngineError("%s did not take its new replicas (%s) within %d s. Fix: see its logs (docker "
-                                      "logs %s); raise ambassador_ready_timeout if its health interval is longer"
-                                      % (step["name"], ", ".join(replicas), self.module.params["ready_timeout"],
-                                         step["name"]))
-                time.sleep(0.2)
+            for path, text in sorted(step["files"].items()):
+                wanted = addresses_of(text)
+                if wanted is None or path not in DELIVERED_LOGS:
+                    continue
+                # Its last lines, not those since the delivery: the engine's clock may differ from this
+                # machine's. An ambassador logs a few lines per health interval at most.
+                while adopted(engine.logs_tail(step["id"], 100) or "", path) != wanted:
+                    if time.time() >= deadline:
+                        raise EngineError("%s did not take its new list in %s (%s) within %d s. Fix: see its logs "
+                                          "(docker logs %s); raise ambassador_ready_timeout if its health interval "
+                                          "is longer" % (step["name"], path, ", ".join(wanted) or "empty",
+                                                         self.module.params["ready_timeout"], step["name"]))
+                    time.sleep(0.2)
 
     def _stop_timeout(self, kind):
         """Service containers stop gracefully, so the service can save its data; ambassadors hold none."""

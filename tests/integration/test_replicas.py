@@ -97,18 +97,20 @@ def replica_ids(lab, hosts=("host2", "host3")):
     return dict((lab.client(h).containers.get("who").attrs["Config"]["Hostname"], h) for h in hosts)
 
 
-def attempt(connect_timeout=1, source_port=None):
-    """The shell command of a consumer's one connection to who (from ``source_port``, if given), given up after
-    ``connect_timeout`` s (its SYN is sent again after 1 s, then 2, 4, 8 s more): it prints the answer, or FAIL."""
+def attempt(connect_timeout=1, source_port=None, target="who"):
+    """The shell command of a consumer's one connection to who (``target``: by its name, or an address that
+    publishes it), from ``source_port`` if given, given up after ``connect_timeout`` s (its SYN is sent again
+    after 1 s, then 2, 4, 8 s more): it prints the answer, or FAIL."""
     source = ",sourceport=%d" % source_port if source_port else ""
-    return ("socat -T2 - TCP:who:%d%s,connect-timeout=%d </dev/null 2>/dev/null | grep . || echo FAIL"
-            % (PORT, source, connect_timeout))
+    return ("socat -T2 - TCP:%s:%d%s,connect-timeout=%d </dev/null 2>/dev/null | grep . || echo FAIL"
+            % (target, PORT, source, connect_timeout))
 
 
-def answered_by(lab, container, count):
-    """Which lab host answered each of ``count`` connections made one after another (FAIL: none did)."""
+def answered_by(lab, container, count, hosts=("host2", "host3")):
+    """Which lab host (of ``hosts``, those running who) answered each of ``count`` connections made one after
+    another (FAIL: none did)."""
     out = exec_ok(container, ["sh", "-c", "for i in $(seq %d); do %s; done" % (count, attempt())])
-    names = replica_ids(lab)
+    names = replica_ids(lab, hosts)
     return Counter(names.get(line.strip(), line.strip()) for line in out.splitlines())
 
 
@@ -271,6 +273,42 @@ def test_a_new_replica_list_reaches_the_running_ambassador_and_open_connections_
         assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
     finally:
         consumer.remove(force=True)
+
+
+def test_a_consumer_host_comes_and_goes_through_the_allow_list_of_a_kernel_provider_that_stays(lab, topology):
+    # The allow-list of a provider-side kernel ambassador is a file delivered to it, as a replica list is
+    # (README: Replicas): a consumer host added or taken out recreates nothing, nor cuts a connection open
+    # through it, and is let in, or refused, by the time the run ends.
+    converge(lab, with_who(topology, ["host2"], dataplane="kernel", command=KEEPS_OPEN))
+    provider = lab.client("host2").containers.get("who_ambassador").id
+    holder = lab.start_consumer("host1", "replica-holder")
+    outsider = lab.start_consumer("host3", "replica-outsider")
+    published = attempt(target=lab.address("host2"))
+    try:
+        holder.exec_run(["sh", "-c", HELD], detach=True)
+        wait_for(lambda: held_lines(holder) >= 3, "the held connection to answer", 20)
+        # host3 consumes nothing: host2 does not let it in.
+        assert exec_ok(outsider, ["sh", "-c", published]) == "FAIL"
+
+        added = converge(lab, with_who(topology, ["host2"], dataplane="kernel", command=KEEPS_OPEN,
+                                       consumers=["host1", "host3"]))
+        assert added.actions() == {"host1": [], "host2": [("deliver", "who_ambassador")],
+                                   "host3": [("create", "who_ambassador")]}
+        assert answered_by(lab, outsider, 3, hosts=["host2"]) == {"host2": 3}
+        assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+
+        taken_out = converge(lab, with_who(topology, ["host2"], dataplane="kernel", command=KEEPS_OPEN))
+        assert taken_out.actions() == {"host1": [], "host2": [("deliver", "who_ambassador")],
+                                       "host3": [("remove", "who_ambassador")]}
+        assert exec_ok(outsider, ["sh", "-c", published]) == "FAIL"
+        # The provider-side ambassador stayed, and so did the connection open through it, answering.
+        assert lab.client("host2").containers.get("who_ambassador").id == provider
+        before = held_lines(holder)
+        wait_for(lambda: held_lines(holder) >= before + 5, "the held connection to keep answering", 20)
+        assert converge(lab, topology).changed() == {"host1": 0, "host2": 0, "host3": 0}
+    finally:
+        holder.remove(force=True)
+        outsider.remove(force=True)
 
 
 def test_an_attempt_to_a_replica_cut_off_does_not_send_its_port_there_again(lab, topology):

@@ -8,7 +8,8 @@ import pytest
 from ansible_collections.crosshost.ambassador.plugins.module_utils._container import (
     FIELDS, PLAN_FIELDS, SPEC_KEYS, planned_container, spec)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
-from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import labels_for, spec_hash, stored_spec
+from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import (
+    SPEC_LABEL, labels_for, spec_hash, stored_spec)
 
 
 def test_a_planned_container_has_every_field_and_fresh_empty_defaults():
@@ -54,7 +55,13 @@ def test_the_stored_spec_labels_and_hash_are_unchanged_for_the_same_inventory():
     found = dict(("%s/%s" % (host, ct["name"]), labels_for(spec(ct, "fp1")))
                  for host, plan in plans.items() for ct in plan["containers"])
     with open(KNOWN_LABELS) as known:
-        assert found == json.load(known)
+        recorded = json.load(known)
+    # Since then one kind of container changed, on purpose and once: a provider-side kernel ambassador reads its
+    # allow-list from a delivered file instead of its command (changelog 14-replicas-allow-list-delivered).
+    assert sorted(found) == sorted(recorded)
+    assert [name for name in sorted(found) if found[name] != recorded[name]] == ["host3/web_ambassador"]
+    assert "10.0.0.1/32" in recorded["host3/web_ambassador"][SPEC_LABEL]
+    assert "10.0.0.1" not in found["host3/web_ambassador"][SPEC_LABEL]
     # And read back: the stored spec is the planned one, in the table's names.
     for labels in found.values():
         assert stored_spec(labels)["kind"] in ("service", "ambassador") and "role" not in stored_spec(labels)

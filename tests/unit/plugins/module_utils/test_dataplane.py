@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    SOCAT_BACKLOG, ambassador_process, kernel_rules, kernel_script, refused_sources, replaced_watch, socat_forward)
+    ALLOW_FILE, ALLOW_LOG, SOCAT_BACKLOG, addresses_text, adopted, allow_change, allow_files, allowed_script,
+    ambassador_process, kernel_rules, kernel_script, refused_sources, replaced_watch, socat_forward)
 
 
 def test_socat_listens_with_a_deep_backlog_and_without_nagle():
@@ -46,6 +47,53 @@ def test_kernel_process_needs_net_admin_and_forwarding():
 def test_kernel_script_is_valid_shell():
     script = kernel_script("udp", [(53, 1053)], "10.0.0.2")
     assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+
+
+def test_a_kernel_allow_list_is_a_delivered_file_and_socat_keeps_its_own():
+    p = ambassador_process("kernel", "tcp", [(6379, 6379)], "redis", allow=["10.0.0.3", "10.0.0.2"])
+    assert p["command"] == [allowed_script("tcp", [(6379, 6379)], "redis")]
+    assert allow_files("kernel", ["10.0.0.3", "10.0.0.2"]) == {ALLOW_FILE: "10.0.0.2 10.0.0.3 end\n"}
+    assert allow_files("kernel", []) == {} and allow_files("socat", ["10.0.0.2"]) == {}
+    assert allow_change("10.0.0.2 10.0.0.3 end\n", "10.0.0.3 10.0.0.4 end\n") == (["10.0.0.4"], ["10.0.0.2"])
+    assert allow_change(None, "10.0.0.2 end\n") == (["10.0.0.2"], [])
+
+
+# Stand-ins for what the allow-list program calls, so that it runs here: the target resolves to 10.9.9.9,
+# iptables-restore appends its input to a file, and sleep (one per round) plays the next step of a scenario.
+FAKES = {
+    "iptables": "#!/bin/sh\nexit 0\n",
+    "iptables-restore": "#!/bin/sh\n{ cat; echo ---; } >> \"$FAKE_DIR/restored\"\n",
+    "getent": "#!/bin/sh\necho '10.9.9.9 STREAM redis'\n",
+    "sleep": "#!/bin/sh\nn=$(cat \"$FAKE_DIR/rounds\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$FAKE_DIR/rounds\"\n"
+             "[ -x \"$FAKE_DIR/bin/round$n\" ] && \"$FAKE_DIR/bin/round$n\"\n[ $n -ge 6 ] && kill $PPID\nexit 0\n",
+}
+
+
+def test_a_provider_side_kernel_ambassador_takes_each_new_allow_list_from_its_file(tmp_path):
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    for name, text in dict(FAKES, round2="#!/bin/sh\nprintf '10.0.0.2 10.0.0.' > %(f)s\n",  # half written
+                           round3="#!/bin/sh\nprintf '%(t)s' > %(f)s\n").items():
+        (fakes / name).write_text(text % {"f": tmp_path / "allow", "t": addresses_text(["10.0.0.2", "10.0.0.4"])}
+                                  if name.startswith("round") else text)
+        (fakes / name).chmod(0o755)
+    (tmp_path / "allow").write_text(addresses_text(["10.0.0.2", "10.0.0.3"]))
+    script = allowed_script("tcp", [(6379, 6379)], "redis").replace(ALLOW_FILE, str(tmp_path / "allow"))
+    run = subprocess.run(["sh", "-c", script], env=dict(os.environ, PATH="%s:%s" % (fakes, os.environ["PATH"]),
+                                                        FAKE_DIR=str(tmp_path)), capture_output=True, text=True,
+                         timeout=30, check=False)
+    assert run.stdout.splitlines() == [
+        "crosshost.ambassador: forwarding tcp 6379->6379 to redis (10.9.9.9)",
+        ALLOW_LOG + "10.0.0.2 10.0.0.3",
+        # The half-written file is read as nothing new; the whole one is taken at the next round.
+        ALLOW_LOG + "10.0.0.2 10.0.0.4",
+    ]
+    assert adopted(run.stdout, ALLOW_FILE) == ["10.0.0.2", "10.0.0.4"]
+    first, second = (tmp_path / "restored").read_text().split("---\n")[1:3]  # (the first: the chains, hooked in)
+    dnat = "-A XHA_PRE -s %s/32 -p tcp --dport 6379 -j DNAT --to-destination 10.9.9.9:6379"
+    assert [line for line in first.splitlines() if "DNAT" in line] == [dnat % "10.0.0.2", dnat % "10.0.0.3"]
+    assert [line for line in second.splitlines() if "DNAT" in line] == [dnat % "10.0.0.2", dnat % "10.0.0.4"]
+    assert "-A XHA_POST -p tcp -d 10.9.9.9 --dport 6379 -j MASQUERADE" in second
 
 
 def test_unknown_data_plane_is_an_error():

@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import ALLOW_FILE, allowed_script
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import link_environment, plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._topology import (
     DEFAULT_IMAGE, DEFAULT_NETWORK, TopologyError, parse_placement)
@@ -399,10 +400,10 @@ def test_kernel_ambassadors_let_in_only_their_consumers_and_keep_what_hardening_
     plans = plan_topology({"redis": {"host": "host2", "port": 6379, "dataplane": "kernel",
                                      "consumers": ["host1", "host3"]}}, kernel_hosts())
     provider = by_name(plans["host2"])["redis_ambassador"]
-    script = provider["command"][0]
-    assert "-A XHA_PRE -s 10.0.0.1/32 -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
-    assert "-A XHA_PRE -s 10.0.0.3/32 -p tcp --dport 6379 -j DNAT --to-destination $ip:6379" in script
-    assert "-A XHA_PRE -p tcp" not in script  # nobody else is forwarded
+    # The peers are a file delivered to it, not part of its command (tests/unit/.../test_dataplane.py runs it).
+    assert provider["files"] == {ALLOW_FILE: "10.0.0.1 10.0.0.3 end\n"}
+    assert provider["command"] == [allowed_script("tcp", [(6379, 6379)], "redis")]
+    assert "10.0.0." not in provider["command"][0]
     # iptables needs root and NET_ADMIN in the ambassador's own namespace; every other capability goes.
     assert provider["user"] is None and provider["cap_drop"] == ["ALL"] and provider["cap_add"] == ["NET_ADMIN"]
     assert provider["security_opt"] == ["no-new-privileges:true"] and provider["pids_limit"] > 0

@@ -4,9 +4,10 @@ import subprocess
 
 import pytest
 
+from ansible_collections.crosshost.ambassador.plugins.module_utils._container import spec as spec_of
 from ansible_collections.crosshost.ambassador.plugins.module_utils._dataplane import (
-    HEALTHY_LOG, REPLICAS_FILE, ambassador_process, balanced_process, balanced_script, healthy_replicas, replicas_of,
-    replicas_text)
+    ALLOW_FILE, HEALTHY_LOG, REPLICAS_FILE, addresses_of, addresses_text, ambassador_process, balanced_process,
+    balanced_script, healthy_replicas)
 from ansible_collections.crosshost.ambassador.plugins.module_utils._plan import plan_topology
 from ansible_collections.crosshost.ambassador.plugins.module_utils._reconcile import decide, labels_for
 from ansible_collections.crosshost.ambassador.plugins.module_utils._render import render_dot
@@ -44,7 +45,7 @@ def test_each_replica_runs_the_service_and_a_provider_side_ambassador():
         # Each lets in only the consumer, on its own host's address; without a dataplane set, the kernel plane.
         assert provider["side"] == "provider" and provider["dataplane"] == "kernel"
         assert provider["published"] == [{"host_ip": ADDR[host], "host_port": 7777, "port": 7777, "protocol": "tcp"}]
-        assert "-s 10.0.0.1/32" in provider["command"][0]
+        assert provider["files"] == {ALLOW_FILE: "10.0.0.1 end\n"}
         assert plans[host]["provides"] == ["api"]
     consumer = by_name(plans["host1"])["api_ambassador"]
     assert consumer["side"] == "consumer" and consumer["aliases"] == ["api"] and consumer["dataplane"] == "kernel"
@@ -91,18 +92,33 @@ def test_adding_a_replica_changes_only_the_consumer_side_and_the_new_replica():
     assert dict(consumer_before, files=None) == dict(consumer_after, files=None)
 
 
-def test_a_replica_added_on_a_consumer_host_changes_the_other_replicas_allow_lists():
-    # What the README's Replicas section says is not delivered: host4 consumed api; as a replica it uses its
-    # own, so it leaves the other replicas' allow-lists, and their provider-side ambassadors are recreated.
+def _running(containers, files):
+    """What an engine would report of ``containers`` made from their plan, running, holding ``files``."""
+    return [{"id": "id-" + ct["name"], "name": ct["name"], "labels": labels_for(spec_of(ct)), "state": "running",
+             "ports": [], "files": files.get(ct["name"], {})} for ct in containers]
+
+
+def test_a_replica_added_on_a_consumer_host_changes_only_the_other_replicas_allow_lists():
+    # host4 consumed api; as a replica it uses its own, so it leaves the other replicas' allow-lists: a new
+    # list is delivered to their provider-side ambassadors, which stay, with the connections open through them.
     settings = hosts(host1=["api"], host4=["api"])
     before = plan_topology({"api": dict(API, hosts=["host2", "host3"])}, settings)
     after = plan_topology({"api": dict(API)}, settings)
     for host in ("host2", "host3"):
         ambassador_before, ambassador_after = by_name(before[host])["api_ambassador"], by_name(after[host])["api_ambassador"]
-        assert "-s 10.0.0.4/32" in ambassador_before["command"][0]
-        assert "-s 10.0.0.4/32" not in ambassador_after["command"][0]
-        assert labels_for(ambassador_before) != labels_for(ambassador_after)
-        assert by_name(before[host])["api"] == by_name(after[host])["api"]
+        assert ambassador_before["files"] == {ALLOW_FILE: "10.0.0.1 10.0.0.4 end\n"}
+        assert ambassador_after["files"] == {ALLOW_FILE: "10.0.0.1 end\n"}
+        assert labels_for(spec_of(ambassador_before)) == labels_for(spec_of(ambassador_after))
+        existing = _running(before[host]["containers"], {"api_ambassador": ambassador_before["files"]})
+        changed = decide(after[host]["containers"], existing)
+        # host4 is taken out once it forwards to its own replica: with the break, after the switch.
+        assert [(s["action"], s["name"], s["phase"], s.get("allow")) for s in changed["steps"]] == [
+            ("deliver", "api_ambassador", "break", {"added": [], "removed": ["10.0.0.4"]})]
+        # And back: host4 is let in with the make, before its own ambassador switches to host2 and host3.
+        taken_out = _running(after[host]["containers"], {"api_ambassador": ambassador_after["files"]})
+        back = decide(before[host]["containers"], taken_out)
+        assert [(s["action"], s["phase"], s["allow"]) for s in back["steps"]] == [
+            ("deliver", "make", {"added": ["10.0.0.4"], "removed": []})]
 
 
 def test_replicas_with_volumes_change_make_before_break_unless_told_otherwise():
@@ -120,7 +136,7 @@ def test_placement_overrides_take_a_list_of_hosts():
     assert parse_placement({"api": ["host2", "host3"]}) == ({"api": ["host2", "host3"]}, [])
     moved = plan_topology({"api": dict(API)}, hosts(host1=["api"]), placement="api=host3+host4")
     assert moved["host2"]["containers"] == [] and moved["host3"]["provides"] == ["api"]
-    assert replicas_of(by_name(moved["host1"])["api_ambassador"]["files"][REPLICAS_FILE]) == ["10.0.0.3", "10.0.0.4"]
+    assert addresses_of(by_name(moved["host1"])["api_ambassador"]["files"][REPLICAS_FILE]) == ["10.0.0.3", "10.0.0.4"]
     # One host: the service is on that host alone, as with host:.
     single = plan_topology({"api": dict(API)}, hosts(host1=["api"]), placement={"api": ["host4"]})
     assert single["host4"]["provides"] == ["api"] and single["host2"]["provides"] == []
@@ -263,7 +279,7 @@ def test_a_delivered_list_is_adopted_and_replicas_that_stay_keep_their_state(tmp
         "printf '%s' > " + path,
         "load && adopt",
         'echo "now $replicas: $up_0 $up_1 $up_2"',
-    ]) % ("10.0.0.2 10.0.0.3", replicas_text(["10.0.0.2", "10.0.0.3"]), replicas_text(["10.0.0.4", "10.0.0.3", "10.0.0.2"])))
+    ]) % ("10.0.0.2 10.0.0.3", addresses_text(["10.0.0.2", "10.0.0.3"]), addresses_text(["10.0.0.4", "10.0.0.3", "10.0.0.2"])))
     assert out.splitlines() == [
         "no file yet",
         "half written",

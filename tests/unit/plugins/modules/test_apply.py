@@ -218,4 +218,4 @@ def test_a_new_replica_list_is_put_in_the_running_ambassador_and_a_failed_step_p
     # An ambassador that does not take its new list stops the run (before any replica is removed).
     engine.stuck = True
     code, failed = run_apply(capsys, plan=two, ready_timeout=1)
-    assert code == 1 and "api_ambassador did not take its new replicas (10.0.0.2, 10.0.0.3) within 1 s" in failed["msg"]
+    assert code == 1 and "api_ambassador did not take its new list in /etc/crosshost-ambassador-replicas (10.0.0.2, 10.0.0.3) within 1 s" in failed["msg"]
