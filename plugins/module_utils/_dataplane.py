@@ -222,12 +222,13 @@ def _forwarding_echo(protocol, ports):
         protocol, " ".join("%d->%d" % lp for lp in ports))
 
 
-def kernel_script(protocol, ports, target, allow_file=False):
-    """The shell program of a kernel ambassador: hook its chains in, then keep them pointing
-    at the target's current address. With ``allow_file``, only the peers :data:`ALLOW_FILE` lists
-    are forwarded (see :func:`allowed_script`)."""
-    if allow_file:
-        return allowed_script(protocol, ports, target)
+# The kernel ambassadors' loops: how long they wait between two rounds, once forwarding and before.
+_KERNEL_SLEEP = "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY)
+
+
+def kernel_script(protocol, ports, target):
+    """The shell program of a kernel ambassador that lets everyone in: hook its chains in, then keep them
+    pointing at the target's current address (with an allow-list: :func:`allowed_script`)."""
     return "\n".join([
         "set -u",
         "target='%s'" % target,
@@ -243,7 +244,7 @@ def kernel_script(protocol, ports, target, allow_file=False):
         "  if [ -n \"$ip\" ] && [ \"$ip\" != \"$cur\" ] && rules \"$ip\" | iptables-restore --noflush; then",
         "    %s; cur=$ip" % _forwarding_echo(protocol, ports),
         "  fi",
-        "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY),
+        _KERNEL_SLEEP,
         "done",
     ]) + "\n"
 
@@ -272,7 +273,7 @@ def allowed_script(protocol, ports, target):
         "    [ \"$next\" = \"$allow\" ] || echo \"%s${next:-none}\"" % ALLOW_LOG,
         "    cur=$ip; allow=$next",
         "  fi",
-        "  if [ -n \"$cur\" ]; then sleep %s; else sleep %s; fi" % (KERNEL_RESOLVE_EVERY, KERNEL_RETRY_EVERY),
+        _KERNEL_SLEEP,
         "done",
     ]) + "\n"
 
@@ -536,7 +537,8 @@ def ambassador_process(dataplane, protocol, ports, target, allow=(), tls_role=No
     if dataplane == "kernel":
         if tls_role:
             raise ValueError("the kernel data plane cannot speak TLS")
-        return _kernel(kernel_script(protocol, ports, target, allow_file=bool(allow)))
+        script = allowed_script(protocol, ports, target) if allow else kernel_script(protocol, ports, target)
+        return _kernel(script)
     if dataplane != "socat":
         raise ValueError("unknown data plane %r" % (dataplane,))
     return _socat(protocol, ports, target, allow, tls_role)
